@@ -1,0 +1,1 @@
+"""Scriptworks: a multi-tenant backend for authoring and running visual scripts."""

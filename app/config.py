@@ -1,0 +1,202 @@
+"""Settings: read from the environment once, validated, with a clear message on bad values.
+
+Every knob the README documents lives here and nowhere else. ``get_settings()`` is cached; tests
+that change the environment call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["Actor", "ConfigError", "Settings", "get_settings"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is calling: the id written to createdById/updatedById/actorId, and the roles held."""
+
+    id: str
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".scriptworks")
+    migrate_on_start: bool = True
+    max_body_bytes: int = 5 * 1024 * 1024
+    sse_ping_seconds: float = 30.0
+    worker_enabled: bool = True
+    worker_poll_seconds: float = 1.0
+    worker_fake_delay_ms: tuple[int, int] = (1000, 2000)
+    worker_batch_size: int = 100
+    worker_lease_seconds: float = 30.0
+    worker_max_attempts: int = 5
+    idempotency_ttl_hours: float = 24.0
+    auth_tokens: dict[str, Actor] = field(default_factory=dict)
+    cors_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_format: str = "console"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 5.0
+    run_retention_days: float = 30.0
+    event_retention_days: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        return cls(
+            database_url=_database_url(get("DATABASE_URL")),
+            data_dir=Path(get("DATA_DIR") or ".scriptworks"),
+            migrate_on_start=_bool("MIGRATE_ON_START", get("MIGRATE_ON_START"), True),
+            max_body_bytes=_int("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 5 * 1024 * 1024, minimum=1024),
+            sse_ping_seconds=_float("SSE_PING_SECONDS", get("SSE_PING_SECONDS"), 30.0, minimum=0.05),
+            worker_enabled=_bool("WORKER_ENABLED", get("WORKER_ENABLED"), True),
+            worker_poll_seconds=_float("WORKER_POLL_SECONDS", get("WORKER_POLL_SECONDS"), 1.0, minimum=0.01),
+            worker_fake_delay_ms=_delay_range(get("WORKER_FAKE_DELAY_MS")),
+            worker_batch_size=_int("WORKER_BATCH_SIZE", get("WORKER_BATCH_SIZE"), 100, minimum=1),
+            worker_lease_seconds=_float(
+                "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, minimum=0.1
+            ),
+            worker_max_attempts=_int("WORKER_MAX_ATTEMPTS", get("WORKER_MAX_ATTEMPTS"), 5, minimum=1),
+            idempotency_ttl_hours=_float(
+                "IDEMPOTENCY_TTL_HOURS", get("IDEMPOTENCY_TTL_HOURS"), 24.0, minimum=0.001
+            ),
+            auth_tokens=_auth_tokens(get("AUTH_TOKENS")),
+            cors_origins=tuple(o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()),
+            log_level=_choice("LOG_LEVEL", (get("LOG_LEVEL") or "INFO").upper(), _LOG_LEVELS),
+            log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "console").lower(), ("console", "json")),
+            db_pool_size=_int("DB_POOL_SIZE", get("DB_POOL_SIZE"), 10, minimum=1),
+            db_max_overflow=_int("DB_MAX_OVERFLOW", get("DB_MAX_OVERFLOW"), 10, minimum=0),
+            db_pool_timeout=_float("DB_POOL_TIMEOUT", get("DB_POOL_TIMEOUT"), 5.0, minimum=0.1),
+            run_retention_days=_float("RUN_RETENTION_DAYS", get("RUN_RETENTION_DAYS"), 30.0, minimum=0.0001),
+            event_retention_days=_float(
+                "EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"), 30.0, minimum=0.0001
+            ),
+        )
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve() / "pgdata"
+
+    def actor_for_token(self, token: str) -> Actor | None:
+        """The actor a bearer token stands for; with no AUTH_TOKENS any token is the dev admin."""
+        if not self.auth_tokens:
+            return _DEV_ACTOR
+        return self.auth_tokens.get(token)
+
+
+_DEV_ACTOR = Actor(id="dev", roles=frozenset({"admin"}))
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TOKEN_ENTRY = re.compile(r"^(?P<token>[^=\s,]+)=(?P<actor>[^:\s,]+)(?::(?P<roles>[^\s,]*))?$")
+
+
+def _database_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+asyncpg://" + value.removeprefix(prefix)
+    if not value.startswith("postgresql+asyncpg://"):
+        raise ConfigError(
+            "DATABASE_URL must be a PostgreSQL URL, e.g. postgresql+asyncpg://user:pass@host/db"
+        )
+    return value
+
+
+def _int(name: str, value: str | None, default: int, *, minimum: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _float(name: str, value: str | None, default: float, *, minimum: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _bool(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _delay_range(value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (1000, 2000)
+    match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", value)
+    if not match:
+        raise ConfigError(f"WORKER_FAKE_DELAY_MS must be a number or a range like 1000-2000, got {value!r}")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) is not None else low
+    if high < low:
+        raise ConfigError(f"WORKER_FAKE_DELAY_MS range must be low-high, got {value!r}")
+    return (low, high)
+
+
+def _auth_tokens(value: str | None) -> dict[str, Actor]:
+    if value is None:
+        return {}
+    tokens: dict[str, Actor] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        match = _TOKEN_ENTRY.match(entry)
+        if not match:
+            raise ConfigError(
+                f"AUTH_TOKENS entries look like token=actorId:role1|role2, got {entry.split('=')[0]!r}=…"
+            )
+        roles = frozenset(r for r in (match.group("roles") or "").split("|") if r)
+        tokens[match.group("token")] = Actor(id=match.group("actor"), roles=roles)
+    return tokens
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Scripts, their immutable versions, publishing and the audit trail."""

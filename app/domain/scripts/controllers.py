@@ -1,0 +1,193 @@
+"""HTTP surface of scripts, versions and their audit trail (``/scripts``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app.config import Actor
+from app.domain.scripts.schemas import (
+    AuditAction,
+    AuditEntryOut,
+    ScriptCreate,
+    ScriptDetail,
+    ScriptOut,
+    ScriptStatus,
+    ScriptUpdate,
+    VersionCreate,
+    VersionOut,
+    VersionSummary,
+)
+from app.domain.scripts.services import ScriptService
+from app.lib.openapi import errors
+from app.lib.pagination import Page, PageParams, build_page
+from app.lib.tenancy import ensure_same_tenant
+
+
+__all__ = ["ScriptController"]
+
+Scripts = NamedDependency[ScriptService]
+Tenant = NamedDependency[str]
+CurrentActor = NamedDependency[Actor]
+Paging = NamedDependency[PageParams]
+
+
+class ScriptController(Controller):
+    path = "/scripts"
+    tags = ["Scripts"]
+    dependencies = {"scripts": Provide(create_service_provider(ScriptService))}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Create a script",
+        description="Creates a DRAFT script with latestVersion 0 and logs a CREATE audit entry.",
+        responses=errors(400, 401, 403, 409, 413),
+    )
+    async def create_script(
+        self, scripts: Scripts, tenant_id: Tenant, actor: CurrentActor, data: JSONBody[ScriptCreate]
+    ) -> ScriptDetail:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        script = await scripts.create_script(tenant_id, actor, data)
+        return ScriptDetail.of_pair(script, None)
+
+    @get(
+        "/",
+        summary="List scripts",
+        description="Newest first. `q` matches name or slug, case-insensitive; `label` must be one of "
+        "the script's labels.",
+        responses=errors(400, 401, 403),
+    )
+    async def list_scripts(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        page: Paging,
+        q: Annotated[
+            str | None, QueryParameter(description="Substring of name or slug.", max_length=200)
+        ] = None,
+        status: Annotated[
+            ScriptStatus | None, QueryParameter(description="Only scripts in this status.")
+        ] = None,
+        label: Annotated[
+            str | None, QueryParameter(description="Only scripts with this label.", max_length=100)
+        ] = None,
+    ) -> Page[ScriptOut]:
+        rows = await scripts.list_scripts(tenant_id, page, q=q, status=status, label=label)
+        return build_page(rows, page, lambda s: (s.created_at, s.id), ScriptOut.of)
+
+    @get(
+        "/{script_id:uuid}",
+        summary="Get a script with its active version",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def get_script(
+        self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID]
+    ) -> ScriptDetail:
+        script, active = await scripts.get_detail(tenant_id, script_id)
+        return ScriptDetail.of_pair(script, active)
+
+    @patch(
+        "/{script_id:uuid}",
+        summary="Change a script's metadata or status",
+        description="Absent fields are unchanged. Logs UPDATE with diffJson {field: {from, to}}, or "
+        "ARCHIVE when the status becomes ARCHIVED. A request that changes nothing logs nothing.",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def update_script(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        script_id: FromPath[UUID],
+        data: JSONBody[ScriptUpdate],
+    ) -> ScriptDetail:
+        ensure_same_tenant(tenant_id, data.tenant_id or None)
+        script, active = await scripts.update_script(tenant_id, actor, script_id, data)
+        return ScriptDetail.of_pair(script, active)
+
+    @post(
+        "/{script_id:uuid}/versions",
+        status_code=HTTP_201_CREATED,
+        summary="Save a new immutable version",
+        description="Numbers the version latestVersion + 1 (safe under concurrency) and logs CREATE. "
+        "An archived script takes no new versions (409 SCRIPT_ARCHIVED).",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
+    async def create_version(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        script_id: FromPath[UUID],
+        data: JSONBody[VersionCreate],
+    ) -> VersionOut:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        return VersionOut.of(await scripts.create_version(tenant_id, actor, script_id, data))
+
+    @get(
+        "/{script_id:uuid}/versions",
+        summary="List a script's versions",
+        description="Newest version first.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def list_versions(
+        self, scripts: Scripts, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
+    ) -> Page[VersionSummary]:
+        rows = await scripts.list_versions(tenant_id, script_id, page)
+        return build_page(rows, page, lambda v: (v.version,), VersionSummary.of)
+
+    @get(
+        "/{script_id:uuid}/versions/{version:int}",
+        summary="Get one version with its graph",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def get_version(
+        self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID], version: FromPath[int]
+    ) -> VersionOut:
+        return VersionOut.of(await scripts.get_version(tenant_id, script_id, version))
+
+    @post(
+        "/{script_id:uuid}/versions/{version:int}/publish",
+        status_code=HTTP_200_OK,
+        summary="Publish a version",
+        description="Makes the version the script's active version (a DRAFT script becomes PUBLISHED) "
+        "and logs PUBLISH, or ROLLBACK when it is older than the active one. Publishing the active "
+        "version again changes nothing.",
+        responses=errors(400, 401, 403, 404, 409),
+    )
+    async def publish_version(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        script_id: FromPath[UUID],
+        version: FromPath[int],
+    ) -> ScriptDetail:
+        script, active = await scripts.publish(tenant_id, actor, script_id, version)
+        return ScriptDetail.of_pair(script, active)
+
+    @get(
+        "/{script_id:uuid}/audit",
+        summary="A script's audit trail",
+        description="Newest first.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def list_audit(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        page: Paging,
+        script_id: FromPath[UUID],
+        action: Annotated[
+            AuditAction | None, QueryParameter(description="Only entries of this action.")
+        ] = None,
+    ) -> Page[AuditEntryOut]:
+        rows = await scripts.list_audit(tenant_id, script_id, page, action=action)
+        return build_page(rows, page, lambda a: (a.created_at, a.id), AuditEntryOut.of)

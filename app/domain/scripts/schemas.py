@@ -1,0 +1,198 @@
+"""Wire shapes of scripts, versions and audit entries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.lib.schema import CamelStruct, Timestamp, timestamp
+
+__all__ = [
+    "AuditEntryOut",
+    "PublishResult",
+    "ScriptCreate",
+    "ScriptDetail",
+    "ScriptOut",
+    "ScriptUpdate",
+    "VersionCreate",
+    "VersionOut",
+    "VersionSummary",
+]
+
+ScriptStatus = Literal["DRAFT", "PUBLISHED", "ARCHIVED"]
+AuditAction = Literal["CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE"]
+Slug = Annotated[str, Meta(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=100)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Tag = Annotated[str, Meta(min_length=1, max_length=100)]
+Tags = Annotated[list[Tag], Meta(max_length=100)]
+Text = Annotated[str, Meta(max_length=10_000)]
+Note = Annotated[str, Meta(max_length=2_000)]
+EmbeddingKey = Annotated[str, Meta(max_length=200)]
+TenantClaim = Annotated[str, Meta(max_length=64)]
+
+
+class ScriptCreate(CamelStruct):
+    name: Name
+    slug: Slug
+    description: Text | None = None
+    labels: Tags = msgspec.field(default_factory=list)
+    intents: Tags = msgspec.field(default_factory=list)
+    language_codes: Tags = msgspec.field(default_factory=list)
+    embedding_key: EmbeddingKey | None = None
+    tenant_id: TenantClaim | None = None
+
+
+class ScriptUpdate(CamelStruct):
+    """Absent fields stay as they are; ``null`` clears a nullable field."""
+
+    name: Name | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
+    status: ScriptStatus | UnsetType = UNSET
+    labels: Tags | UnsetType = UNSET
+    intents: Tags | UnsetType = UNSET
+    language_codes: Tags | UnsetType = UNSET
+    embedding_key: EmbeddingKey | None | UnsetType = UNSET
+    note: Note | None | UnsetType = UNSET
+    tenant_id: TenantClaim | None | UnsetType = UNSET
+
+
+class VersionCreate(CamelStruct):
+    graph_json: dict[str, Any]
+    variables_def: dict[str, Any] | list[Any] | None = None
+    changelog: Text | None = None
+    note: Note | None = None
+    tenant_id: TenantClaim | None = None
+
+
+class ScriptOut(CamelStruct):
+    id: UUID
+    tenant_id: str
+    name: str
+    slug: str
+    description: str | None
+    status: ScriptStatus
+    active_version_id: UUID | None
+    latest_version: int
+    labels: list[str]
+    intents: list[str]
+    language_codes: list[str]
+    embedding_key: str | None
+    created_by_id: str
+    updated_by_id: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, script: Script) -> ScriptOut:
+        return cls(
+            id=script.id,
+            tenant_id=script.tenant_id,
+            name=script.name,
+            slug=script.slug,
+            description=script.description,
+            status=script.status,  # type: ignore[arg-type]
+            active_version_id=script.active_version_id,
+            latest_version=script.latest_version,
+            labels=list(script.labels),
+            intents=list(script.intents),
+            language_codes=list(script.language_codes),
+            embedding_key=script.embedding_key,
+            created_by_id=script.created_by_id,
+            updated_by_id=script.updated_by_id,
+            created_at=timestamp(script.created_at),
+            updated_at=timestamp(script.updated_at),
+        )
+
+
+class VersionOut(CamelStruct):
+    id: UUID
+    tenant_id: str
+    script_id: UUID
+    version: int
+    graph_json: dict[str, Any]
+    variables_def: dict[str, Any] | list[Any] | None
+    changelog: str | None
+    is_published: bool
+    created_by_id: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, version: ScriptVersion) -> VersionOut:
+        return cls(
+            id=version.id,
+            tenant_id=version.tenant_id,
+            script_id=version.script_id,
+            version=version.version,
+            graph_json=version.graph_json,
+            variables_def=version.variables_def,
+            changelog=version.changelog,
+            is_published=version.is_published,
+            created_by_id=version.created_by_id,
+            created_at=timestamp(version.created_at),
+        )
+
+
+class ScriptDetail(ScriptOut):
+    """A script with its active (published) version in full, or null."""
+
+    active_version: VersionOut | None = None
+
+    @classmethod
+    def of_pair(cls, script: Script, active: ScriptVersion | None) -> ScriptDetail:
+        base = ScriptOut.of(script)
+        return cls(
+            **{f: getattr(base, f) for f in base.__struct_fields__},
+            active_version=VersionOut.of(active) if active is not None else None,
+        )
+
+
+class VersionSummary(CamelStruct):
+    id: UUID
+    version: int
+    is_published: bool
+    created_at: Timestamp
+    changelog: str | None
+
+    @classmethod
+    def of(cls, version: ScriptVersion) -> VersionSummary:
+        return cls(
+            id=version.id,
+            version=version.version,
+            is_published=version.is_published,
+            created_at=timestamp(version.created_at),
+            changelog=version.changelog,
+        )
+
+
+class AuditEntryOut(CamelStruct):
+    id: UUID
+    tenant_id: str
+    script_id: UUID
+    version: int | None
+    action: AuditAction
+    actor_id: str
+    diff_json: dict[str, Any] | None
+    note: str | None
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEntryOut:
+        return cls(
+            id=entry.id,
+            tenant_id=entry.tenant_id,
+            script_id=entry.script_id,
+            version=entry.version,
+            action=entry.action,  # type: ignore[arg-type]
+            actor_id=entry.actor_id,
+            diff_json=entry.diff_json,
+            note=entry.note,
+            created_at=timestamp(entry.created_at),
+        )
+
+
+PublishResult = ScriptDetail

@@ -1,0 +1,336 @@
+"""The authoring rules: scripts, immutable versions, publishing and the audit trail.
+
+Every public method is one unit of work: the change and its audit row commit together or not
+at all. Write paths use single statements with ``RETURNING`` instead of read-after-write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from advanced_alchemy.filters import CollectionFilter, SearchFilter
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from msgspec import UNSET
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from uuid_utils.compat import uuid7
+
+from app.config import Actor
+from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.domain.scripts.graph import validate_graph
+from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate
+from app.lib.db import constraint_name
+from app.lib.errors import Conflict, NotFound
+from app.lib.pagination import Keyset, PageParams
+
+__all__ = ["ScriptService"]
+
+# PATCH fields that are plain columns, in the order their diffs are reported.
+_PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
+_CAMEL = {
+    "language_codes": "languageCodes",
+    "embedding_key": "embeddingKey",
+}
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
+    model_type = Script
+
+
+class VersionRepository(SQLAlchemyAsyncRepository[ScriptVersion]):
+    model_type = ScriptVersion
+
+
+class AuditRepository(SQLAlchemyAsyncRepository[AuditEntry]):
+    model_type = AuditEntry
+
+
+class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
+    repository_type = ScriptRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+        self.versions = VersionRepository(session=self.session)
+        self.audit = AuditRepository(session=self.session)
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def get_detail(self, tenant_id: str, script_id: uuid.UUID) -> tuple[Script, ScriptVersion | None]:
+        row = (
+            await self.session.execute(
+                select(Script, ScriptVersion)
+                .outerjoin(ScriptVersion, ScriptVersion.id == Script.active_version_id)
+                .where(Script.id == script_id, Script.tenant_id == tenant_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise _script_not_found()
+        return row[0], row[1]
+
+    async def list_scripts(
+        self,
+        tenant_id: str,
+        page: PageParams,
+        *,
+        q: str | None = None,
+        status: str | None = None,
+        label: str | None = None,
+    ) -> list[Script]:
+        filters: list[Any] = [Keyset(("created_at", "id"), page)]
+        if q:
+            filters.append(SearchFilter(field_name={"name", "slug"}, value=q, ignore_case=True))
+        if status:
+            filters.append(CollectionFilter(field_name="status", values=[status]))
+        conditions: list[Any] = [Script.tenant_id == tenant_id]
+        if label:
+            conditions.append(Script.labels.contains([label]))
+        return list(await self.repository.list(*filters, *conditions))
+
+    async def list_versions(
+        self, tenant_id: str, script_id: uuid.UUID, page: PageParams
+    ) -> list[ScriptVersion]:
+        await self._ensure_script(tenant_id, script_id)
+        return list(
+            await self.versions.list(
+                Keyset(("version",), page),
+                ScriptVersion.script_id == script_id,
+                ScriptVersion.tenant_id == tenant_id,
+            )
+        )
+
+    async def get_version(self, tenant_id: str, script_id: uuid.UUID, version: int) -> ScriptVersion:
+        found = await self.versions.get_one_or_none(
+            ScriptVersion.script_id == script_id,
+            ScriptVersion.version == version,
+            ScriptVersion.tenant_id == tenant_id,
+        )
+        if found is None:
+            raise NotFound(f"Version {version} of this script does not exist.")
+        return found
+
+    async def list_audit(
+        self, tenant_id: str, script_id: uuid.UUID, page: PageParams, *, action: str | None = None
+    ) -> list[AuditEntry]:
+        await self._ensure_script(tenant_id, script_id)
+        conditions: list[Any] = [AuditEntry.script_id == script_id, AuditEntry.tenant_id == tenant_id]
+        if action:
+            conditions.append(AuditEntry.action == action)
+        return list(await self.audit.list(Keyset(("created_at", "id"), page), *conditions))
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def create_script(self, tenant_id: str, actor: Actor, data: ScriptCreate) -> Script:
+        now = _now()
+        script = (
+            await self.session.scalars(
+                pg_insert(Script)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    name=data.name,
+                    slug=data.slug,
+                    description=data.description,
+                    status="DRAFT",
+                    latest_version=0,
+                    labels=data.labels,
+                    intents=data.intents,
+                    language_codes=data.language_codes,
+                    embedding_key=data.embedding_key,
+                    created_by_id=actor.id,
+                    updated_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_scripts_tenant_slug")
+                .returning(Script)
+            )
+        ).one_or_none()
+        if script is None:
+            await self.session.rollback()
+            raise _slug_taken(data.slug)
+        await self._audit(script.tenant_id, script.id, actor, "CREATE", now=now)
+        await self.session.commit()
+        return script
+
+    async def update_script(
+        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: ScriptUpdate
+    ) -> tuple[Script, ScriptVersion | None]:
+        script = await self._lock_script(tenant_id, script_id)
+        diff: dict[str, dict[str, Any]] = {}
+        for field in _PATCHABLE:
+            new = getattr(data, field)
+            if new is UNSET:
+                continue
+            old = getattr(script, field)
+            if field in ("labels", "intents", "language_codes"):
+                old = list(old)
+            if new != old:
+                diff[_CAMEL.get(field, field)] = {"from": old, "to": new}
+                setattr(script, field, new)
+        if "status" in diff and script.status == "PUBLISHED" and script.active_version_id is None:
+            await self.session.rollback()
+            raise Conflict("A script without a published version cannot be PUBLISHED; publish a version.")
+        if diff:
+            now = _now()
+            script.updated_by_id = actor.id
+            script.updated_at = now
+            action = "ARCHIVE" if diff.get("status", {}).get("to") == "ARCHIVED" else "UPDATE"
+            note = data.note if data.note is not UNSET else None
+            try:
+                await self.session.flush()
+            except sa_exc.IntegrityError as error:
+                await self.session.rollback()
+                if constraint_name(error) == "uq_scripts_tenant_slug":
+                    raise _slug_taken(str(data.slug)) from None
+                raise
+            await self._audit(script.tenant_id, script.id, actor, action, diff=diff, note=note, now=now)
+            await self.session.commit()
+        else:
+            await self.session.rollback()
+        return await self.get_detail(tenant_id, script_id)
+
+    async def create_version(
+        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: VersionCreate
+    ) -> ScriptVersion:
+        validate_graph(data.graph_json)
+        now = _now()
+        # The row lock taken by this UPDATE serialises concurrent creators: numbers never repeat.
+        number = (
+            await self.session.execute(
+                update(Script)
+                .where(Script.id == script_id, Script.tenant_id == tenant_id, Script.status != "ARCHIVED")
+                .values(latest_version=Script.latest_version + 1, updated_at=now, updated_by_id=actor.id)
+                .returning(Script.latest_version)
+            )
+        ).scalar_one_or_none()
+        if number is None:
+            archived = await self.session.scalar(
+                select(Script.status).where(Script.id == script_id, Script.tenant_id == tenant_id)
+            )
+            await self.session.rollback()
+            if archived is None:
+                raise _script_not_found()
+            raise Conflict("The script is archived and takes no new versions.", code="SCRIPT_ARCHIVED")
+        version = (
+            await self.session.scalars(
+                insert(ScriptVersion)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    script_id=script_id,
+                    version=number,
+                    graph_json=data.graph_json,
+                    variables_def=data.variables_def,
+                    changelog=data.changelog,
+                    is_published=False,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(ScriptVersion)
+            )
+        ).one()
+        await self._audit(tenant_id, script_id, actor, "CREATE", version=number, note=data.note, now=now)
+        await self.session.commit()
+        return version
+
+    async def publish(
+        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, version_number: int
+    ) -> tuple[Script, ScriptVersion]:
+        script = await self._lock_script(tenant_id, script_id)
+        candidates = (
+            await self.session.scalars(
+                select(ScriptVersion).where(
+                    ScriptVersion.script_id == script_id,
+                    or_(
+                        ScriptVersion.version == version_number,
+                        ScriptVersion.id == script.active_version_id,
+                    ),
+                )
+            )
+        ).all()
+        target = next((v for v in candidates if v.version == version_number), None)
+        active = next((v for v in candidates if v.id == script.active_version_id), None)
+        if target is None:
+            await self.session.rollback()
+            raise NotFound(f"Version {version_number} of this script does not exist.")
+        if active is not None and active.id == target.id:
+            await self.session.rollback()
+            return script, target  # already the active version: nothing changes
+        if script.status == "ARCHIVED":
+            await self.session.rollback()
+            raise Conflict("The script is archived; restore it before publishing.", code="SCRIPT_ARCHIVED")
+        now = _now()
+        action = "ROLLBACK" if active is not None and target.version < active.version else "PUBLISH"
+        target.is_published = True
+        script.active_version_id = target.id
+        if script.status == "DRAFT":
+            script.status = "PUBLISHED"
+        script.updated_by_id = actor.id
+        script.updated_at = now
+        await self.session.flush()
+        await self._audit(script.tenant_id, script.id, actor, action, version=target.version, now=now)
+        await self.session.commit()
+        return script, target
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    async def _ensure_script(self, tenant_id: str, script_id: uuid.UUID) -> None:
+        found = await self.session.scalar(
+            select(Script.id).where(Script.id == script_id, Script.tenant_id == tenant_id)
+        )
+        if found is None:
+            raise _script_not_found()
+
+    async def _lock_script(self, tenant_id: str, script_id: uuid.UUID) -> Script:
+        script = await self.session.scalar(
+            select(Script).where(Script.id == script_id, Script.tenant_id == tenant_id).with_for_update()
+        )
+        if script is None:
+            await self.session.rollback()
+            raise _script_not_found()
+        return script
+
+    async def _audit(
+        self,
+        tenant_id: str,
+        script_id: uuid.UUID,
+        actor: Actor,
+        action: str,
+        *,
+        now: datetime.datetime,
+        version: int | None = None,
+        diff: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> None:
+        await self.session.execute(
+            insert(AuditEntry).values(
+                id=uuid7(),
+                tenant_id=tenant_id,
+                script_id=script_id,
+                version=version,
+                action=action,
+                actor_id=actor.id,
+                diff_json=diff,
+                note=note,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def _script_not_found() -> NotFound:
+    return NotFound("No script with this id.")
+
+
+def _slug_taken(slug: str) -> Conflict:
+    return Conflict(f"The slug {slug!r} is already used by another script of this tenant.", code="SLUG_TAKEN")

@@ -1,0 +1,1 @@
+"""Cross-cutting HTTP concerns shared by every domain: errors, auth, tenancy, correlation, paging."""

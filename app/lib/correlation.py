@@ -1,0 +1,81 @@
+"""Correlation ids: read from ``Correlation-Id`` / ``X-Correlation-Id`` or generated, bound to
+every log line of the request, echoed on every response (errors and unknown routes included).
+
+The id lives in the ASGI scope's state so that the middleware (which binds it for logging), the
+exception handler and the ``before_send`` hook (which sees responses no route produced) all agree.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import ASGIMiddleware
+from uuid_utils.compat import uuid7
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "CorrelationIdMiddleware",
+    "add_correlation_header",
+    "correlation_id_of",
+    "current_correlation_id",
+]
+
+CORRELATION_HEADER = "Correlation-Id"
+_HEADER_NAMES = (b"correlation-id", b"x-correlation-id")
+_STATE_KEY = "correlation_id"
+_ACCEPTABLE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+def current_correlation_id() -> str | None:
+    return _current.get()
+
+
+def correlation_id_of(scope: Scope | dict[str, Any]) -> str:
+    state = scope.setdefault("state", {})  # type: ignore[misc]
+    value = state.get(_STATE_KEY)
+    if value is None:
+        value = _from_headers(scope) or str(uuid7())
+        state[_STATE_KEY] = value
+    return value
+
+
+def _from_headers(scope: Scope | dict[str, Any]) -> str | None:
+    found: dict[bytes, str] = {}
+    for name, raw in scope.get("headers", ()):
+        lowered = name.lower()
+        if lowered in _HEADER_NAMES and lowered not in found:
+            try:
+                text = raw.decode("ascii").strip()
+            except UnicodeDecodeError:
+                continue
+            if _ACCEPTABLE.match(text):
+                found[lowered] = text
+    for name in _HEADER_NAMES:
+        if name in found:
+            return found[name]
+    return None
+
+
+class CorrelationIdMiddleware(ASGIMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        correlation_id = correlation_id_of(scope)
+        token = _current.set(correlation_id)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                await next_app(scope, receive, send)
+        finally:
+            _current.reset(token)
+
+
+async def add_correlation_header(message: Message, scope: Scope) -> None:
+    """App-level ``before_send`` hook: every HTTP response carries the correlation id."""
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id_of(scope)

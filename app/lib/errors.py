@@ -1,0 +1,271 @@
+"""The one error shape, ``{code, message, details}``, for every failure the API can produce.
+
+Domain code raises ``ApiError`` subclasses. ``exception_to_response`` turns *any* exception into
+that shape: ours, Litestar's (validation, unknown route, wrong method, body too large,
+rate limit), advanced-alchemy's and the database driver's, and the unknown (logged, never
+leaked: no stack trace, SQL or framework text reaches a client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+from advanced_alchemy import exceptions as aa_exc
+from litestar import MediaType, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy import exc as sa_exc
+
+from app.lib.correlation import correlation_id_of
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+__all__ = [
+    "ApiError",
+    "Conflict",
+    "ErrorBody",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "RateLimited",
+    "TenantMismatch",
+    "TenantRequired",
+    "Unauthorized",
+    "Unavailable",
+    "Unprocessable",
+    "ValidationFailed",
+    "exception_to_response",
+]
+
+logger = logging.getLogger("app.errors")
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """Every non-2xx response body."""
+
+    code: str
+    message: str
+    details: Any = None
+    correlationId: str | None = None  # noqa: N815 (wire name)
+
+
+class ApiError(Exception):
+    """A failure the client caused or should know about, with its status and stable code."""
+
+    status_code: ClassVar[int] = 400
+    default_code: ClassVar[str] = "VALIDATION_ERROR"
+    headers: dict[str, str] | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details
+        self.headers = headers
+
+
+class ValidationFailed(ApiError):
+    status_code = 400
+    default_code = "VALIDATION_ERROR"
+
+
+class TenantRequired(ApiError):
+    status_code = 400
+    default_code = "TENANT_REQUIRED"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    default_code = "UNAUTHORIZED"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    default_code = "FORBIDDEN"
+
+
+class TenantMismatch(ApiError):
+    status_code = 403
+    default_code = "TENANT_MISMATCH"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    default_code = "NOT_FOUND"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    default_code = "CONFLICT"
+
+
+class PreconditionFailed(ApiError):
+    status_code = 412
+    default_code = "PRECONDITION_FAILED"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    default_code = "PAYLOAD_TOO_LARGE"
+
+
+class Unprocessable(ApiError):
+    status_code = 422
+    default_code = "UNPROCESSABLE"
+
+
+class RateLimited(ApiError):
+    status_code = 429
+    default_code = "RATE_LIMIT_EXCEEDED"
+
+
+class Unavailable(ApiError):
+    status_code = 503
+    default_code = "UNAVAILABLE"
+
+
+# Codes for Litestar's own HTTP exceptions, by status.
+_HTTP_CODES = {
+    400: ("VALIDATION_ERROR", "The request is not valid."),
+    401: ("UNAUTHORIZED", "A bearer token is required."),
+    403: ("FORBIDDEN", "Not allowed."),
+    404: ("NOT_FOUND", "No such resource."),
+    405: ("METHOD_NOT_ALLOWED", "This method is not allowed on this path."),
+    406: ("NOT_ACCEPTABLE", "Cannot produce the requested media type."),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is too large."),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type."),
+    429: ("RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    503: ("UNAVAILABLE", "The service is temporarily unavailable."),
+}
+
+
+def _validation_details(extra: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(extra, list):
+        return None
+    details: list[dict[str, Any]] = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        field = item.get("key")
+        message = item.get("message")
+        if source == "header" and isinstance(field, str):
+            field = field.replace("_", "-")
+        if source == "body" and field == "data":
+            # msgspec reports a missing or wrongly typed body under the parameter name.
+            field = "body"
+            if message == "'data'":
+                message = "a JSON body is required"
+        entry = {"field": field, "message": message}
+        if source:
+            entry["source"] = source
+        details.append(entry)
+    return details or None
+
+
+def _from_http_exception(exc: HTTPException) -> tuple[int, str, str, Any, dict[str, str] | None]:
+    status = exc.status_code
+    code, default_message = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request failed."))
+    if status >= 500:
+        return status, code, default_message, None, None
+    headers = dict(exc.headers) if exc.headers else None
+    if isinstance(exc, ValidationException):
+        details = _validation_details(exc.extra)
+        return 400, code, _validation_message(details) or "The request is not valid.", details, headers
+    if status == 400:
+        # Litestar raises a bare 400 when the body cannot be decoded at all.
+        reason = exc.detail if isinstance(exc.detail, str) else None
+        details = [{"field": "body", "message": reason, "source": "body"}] if reason else None
+        return 400, code, "The request body is not valid JSON.", details, headers
+    return status, code, default_message, None, headers
+
+
+def _validation_message(details: list[dict[str, Any]] | None) -> str | None:
+    if not details:
+        return None
+    first = details[0]
+    where = f"{first.get('field')}" if first.get("field") else "request"
+    return f"Invalid {where}: {first.get('message')}"
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted."""
+    if isinstance(exc, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
+        return True
+    if isinstance(exc, OSError):
+        return True
+    orig = getattr(exc, "orig", None) or exc.__cause__
+    if orig is not None and orig is not exc:
+        name = type(orig).__name__
+        if name in {
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+            "InterfaceError",
+            "AdminShutdownError",
+            "CrashShutdownError",
+            "TooManyConnectionsError",
+        }:
+            return True
+        if isinstance(orig, OSError | ConnectionError):
+            return True
+    return False
+
+
+def describe(exc: BaseException) -> tuple[int, str, str, Any, dict[str, str] | None]:
+    """(status, code, message, details, headers) for any exception."""
+    if isinstance(exc, ApiError):
+        return exc.status_code, exc.code, exc.message, exc.details, exc.headers
+    if isinstance(exc, HTTPException):
+        return _from_http_exception(exc)
+    if isinstance(exc, aa_exc.NotFoundError):
+        return 404, "NOT_FOUND", "No such resource.", None, None
+    if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):
+        return 409, "CONFLICT", "The change conflicts with the current state.", None, None
+    if _is_unavailable(exc):
+        return 503, "UNAVAILABLE", "The database is unavailable; retry shortly.", None, {"Retry-After": "1"}
+    return HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred.", None, None
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    *,
+    correlation_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorBody]:
+    return Response(
+        content=ErrorBody(code=code, message=message, details=details, correlationId=correlation_id),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    status, code, message, details, headers = describe(exc)
+    if status >= 500 and code == "INTERNAL_ERROR":
+        logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    elif status >= 500:
+        logger.warning("%s on %s %s: %s", code, request.method, request.url.path, type(exc).__name__)
+    return error_response(
+        status, code, message, details, correlation_id=correlation_id_of(request.scope), headers=headers
+    )

@@ -1,0 +1,49 @@
+"""OpenAPI details shared by every route: the error responses each one documents."""
+
+from __future__ import annotations
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from app.lib.errors import ErrorBody
+
+__all__ = ["errors"]
+
+_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: (
+        "Invalid request (VALIDATION_ERROR) or missing x-tenant-id (TENANT_REQUIRED).",
+        "VALIDATION_ERROR",
+        "Invalid name: Expected `str` of length >= 1",
+    ),
+    401: ("Missing or invalid bearer token.", "UNAUTHORIZED", "Missing bearer token."),
+    403: (
+        "Not allowed (FORBIDDEN) or tenantId differs from x-tenant-id (TENANT_MISMATCH).",
+        "TENANT_MISMATCH",
+        "tenantId does not match the x-tenant-id header.",
+    ),
+    404: ("No such resource in this tenant.", "NOT_FOUND", "No script with this id."),
+    409: ("Conflicts with the current state.", "SLUG_TAKEN", "The slug 'welcome' is already used."),
+    412: ("If-Match does not match the current ETag.", "PRECONDITION_FAILED", "The script has changed."),
+    413: ("Body larger than MAX_BODY_BYTES.", "PAYLOAD_TOO_LARGE", "The request body is too large."),
+    422: ("Well-formed but semantically invalid.", "GRAPH_INVALID", "graphJson is not a valid graph."),
+    429: ("Rate limit exceeded; see Retry-After.", "RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    503: (
+        "The database is unavailable; retry.",
+        "UNAVAILABLE",
+        "The database is unavailable; retry shortly.",
+    ),
+}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """Response docs for the given error statuses, all with the ``{code, message, details}`` body."""
+    documented = dict.fromkeys((*statuses, 503))
+    specs: dict[int, ResponseSpec] = {}
+    for status in documented:
+        description, code, message = _ERRORS[status]
+        specs[status] = ResponseSpec(
+            data_container=ErrorBody,
+            description=description,
+            examples=[Example(summary=code, value={"code": code, "message": message})],
+        )
+    return specs

@@ -1,0 +1,32 @@
+"""Base types for the JSON edge: camelCase structs and millisecond UTC timestamps."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+import msgspec
+from litestar.openapi.spec.enums import OpenAPIFormat
+from litestar.params import KwargDefinition
+
+__all__ = ["CamelStruct", "Timestamp", "timestamp", "timestamp_or_none"]
+
+
+class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Request and response bodies: snake_case in Python, camelCase on the wire."""
+
+
+# Times go out as RFC 3339 UTC with exactly three fraction digits, e.g. 2026-01-01T12:00:00.000Z.
+Timestamp = Annotated[
+    str,
+    KwargDefinition(format=OpenAPIFormat.DATE_TIME, examples=[]),
+]
+
+
+def timestamp(value: datetime.datetime) -> str:
+    utc = value.astimezone(datetime.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def timestamp_or_none(value: datetime.datetime | None) -> str | None:
+    return None if value is None else timestamp(value)

@@ -1,0 +1,46 @@
+"""The tenant every tenant-scoped request acts for, from the ``x-tenant-id`` header."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from litestar.params import HeaderParameter
+
+from app.lib.errors import TenantMismatch, TenantRequired, ValidationFailed
+
+__all__ = ["TENANT_PATTERN", "ensure_same_tenant", "provide_tenant_id", "validate_tenant_id"]
+
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TENANT_RE = re.compile(TENANT_PATTERN)
+
+
+def validate_tenant_id(value: str | None, *, field: str = "x-tenant-id") -> str:
+    if value is None or value == "":
+        raise TenantRequired("The x-tenant-id header is required.")
+    if not _TENANT_RE.match(value):
+        raise ValidationFailed(
+            "The tenant id must be 1-64 characters of letters, digits, '_', '.' or '-'.",
+            details=[{"field": field, "message": f"must match {TENANT_PATTERN}", "source": "header"}],
+        )
+    return value
+
+
+async def provide_tenant_id(
+    x_tenant_id: Annotated[
+        str | None,
+        HeaderParameter(
+            name="x-tenant-id",
+            required=True,
+            description="The tenant the request acts for.",
+            examples=[],
+        ),
+    ] = None,
+) -> str:
+    return validate_tenant_id(x_tenant_id)
+
+
+def ensure_same_tenant(tenant_id: str, claimed: str | None) -> None:
+    """A tenantId given in a body or query must name the header's tenant."""
+    if claimed is not None and claimed != tenant_id:
+        raise TenantMismatch("tenantId does not match the x-tenant-id header.")

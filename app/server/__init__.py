@@ -1,0 +1,1 @@
+"""Application assembly: the app factory, database wiring, embedded PostgreSQL and lifespan."""

@@ -1,0 +1,119 @@
+"""The application factory: every route, plugin, middleware and hook is wired here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+
+from app.config import Settings, get_settings
+from app.domain.scripts.controllers import ScriptController
+from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
+from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
+from app.lib.errors import exception_to_response
+from app.lib.logging import configure_logging
+from app.lib.pagination import provide_page_params
+from app.lib.tenancy import provide_tenant_id
+from app.server.database import alchemy_config, resolve_database_url, upgrade_database
+from app.server.embedded import EmbeddedPostgres
+from app.server.health import HealthController
+
+__all__ = ["create_app"]
+
+API_DESCRIPTION = """\
+Multi-tenant backend for a visual script editor and the runners that execute its scripts.
+
+Every route except `/health*` and these docs needs `Authorization: Bearer <token>`; tenant-scoped
+routes need `x-tenant-id`. Errors are always `{code, message, details}`.
+"""
+
+
+def _lifespan(settings: Settings):  # noqa: ANN202 (Litestar lifespan factory)
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Starting PostgreSQL and migrating block; keep them off the event loop.
+        await anyio.to_thread.run_sync(resolve_database_url, settings)
+        if settings.migrate_on_start:
+            await anyio.to_thread.run_sync(upgrade_database, settings)
+        yield
+
+    return lifespan
+
+
+def _stop_embedded_database(settings: Settings):  # noqa: ANN202
+    def stop() -> None:
+        # Runs after the SQLAlchemy plugin disposed its engine: the database goes last.
+        if settings.uses_embedded_database:
+            EmbeddedPostgres.stop(settings.pgdata_dir)
+
+    return stop
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    cors = (
+        CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_headers=["*"],
+            allow_credentials="*" not in settings.cors_origins,
+            expose_headers=[CORRELATION_HEADER, "ETag", "Idempotent-Replayed", "Retry-After", "Location"],
+        )
+        if settings.cors_origins
+        else None
+    )
+    return Litestar(
+        route_handlers=[HealthController, ScriptController],
+        plugins=[SQLAlchemyPlugin(config=alchemy_config(settings))],
+        dependencies={
+            "tenant_id": Provide(provide_tenant_id),
+            "actor": Provide(provide_actor),
+            "page": Provide(provide_page_params),
+        },
+        middleware=[
+            CorrelationIdMiddleware(),
+            DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
+        ],
+        exception_handlers={Exception: exception_to_response},
+        before_send=[add_correlation_header],
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=cors,
+        lifespan=[_lifespan(settings)],
+        on_shutdown=[_stop_embedded_database(settings)],
+        openapi_config=OpenAPIConfig(
+            title="Scriptworks API",
+            version="1.0.0",
+            description=API_DESCRIPTION,
+            path="/schema",
+            servers=[Server(url="http://127.0.0.1:8000", description="Local development")],
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A token listed in AUTH_TOKENS (any non-empty token when it is unset).",
+                    )
+                }
+            ),
+            security=[{"BearerToken": []}],
+            tags=[
+                Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
+                Tag(name="Operations", description="Health and readiness."),
+            ],
+            use_handler_docstrings=False,
+        ),
+        state=State({"settings": settings}),
+        logging_config=None,
+        debug=False,
+    )

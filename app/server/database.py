@@ -1,0 +1,88 @@
+"""Database wiring: the advanced-alchemy config, the embedded fallback and migrations.
+
+The engine is created lazily by advanced-alchemy on first use. When DATABASE_URL is unset that
+first use starts the embedded server, so ``scriptworks run`` (which builds the app twice) and
+``scriptworks database upgrade`` both start it exactly when needed and never in ``create_app()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.alembic.commands import AlembicCommands
+from advanced_alchemy.config import SQLAlchemyAsyncConfig as PlainAsyncConfig
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.config import Settings
+from app.server.embedded import EmbeddedPostgres
+
+__all__ = ["EMBEDDED_URL", "alchemy_config", "resolve_database_url", "upgrade_database"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# Stands in for the real URL until the embedded server has been started on first engine use.
+EMBEDDED_URL = "postgresql+asyncpg://embedded/scriptworks"
+VERSION_TABLE = "alembic_version"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The URL to connect to, starting the embedded server if that is what the settings ask for."""
+    if settings.database_url is not None:
+        return settings.database_url
+    return EmbeddedPostgres.ensure_started(settings.pgdata_dir).url()
+
+
+def alchemy_config(
+    settings: Settings, *, pooled: bool = True, config_class: type[PlainAsyncConfig] = SQLAlchemyAsyncConfig
+) -> PlainAsyncConfig:
+    def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+        if url == EMBEDDED_URL:
+            url = resolve_database_url(settings)
+        return create_async_engine(url, **kwargs)
+
+    pool: dict[str, Any] = (
+        {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout,
+        }
+        if pooled
+        else {"poolclass": NullPool}
+    )
+    engine_config = EngineConfig(
+        connect_args={
+            "server_settings": {"application_name": "scriptworks", "timezone": "UTC"},
+            "timeout": 5,
+        },
+        **pool,
+    )
+    extra: dict[str, Any] = {}
+    if config_class is SQLAlchemyAsyncConfig:
+        # Services commit explicitly; this handler only closes the session after the response.
+        extra["before_send_handler"] = None
+    return config_class(
+        connection_string=settings.database_url or EMBEDDED_URL,
+        create_engine_callable=create_engine,
+        engine_config=engine_config,
+        session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(MIGRATIONS_DIR),
+            script_config="",  # no alembic.ini: everything comes from this config
+            version_table_name=VERSION_TABLE,
+        ),
+        **extra,
+    )
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """Apply migrations (blocking; run it in a thread from async code)."""
+    # The plain (non-Litestar) config: no app-state keys are registered for this throwaway engine.
+    config = alchemy_config(settings, pooled=False, config_class=PlainAsyncConfig)
+    AlembicCommands(sqlalchemy_config=config).upgrade(revision)
