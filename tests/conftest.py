@@ -20,6 +20,7 @@ from app.config import Settings
 from app.server.core import create_app
 from app.server.database import upgrade_database
 from tests.support.database import scratch_database, test_server_url
+from tests.support.server import ServerProcess
 
 ADMIN_TOKEN = "admin-token"
 USER_TOKEN = "user-token"
@@ -147,7 +148,30 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     assert set(body) <= {"code", "message", "details", "correlationId"}, body
     assert response.headers["content-type"].startswith("application/json")
     return body
+
+
+@pytest.fixture(scope="session")
+def server_env(database_url: str) -> dict[str, str]:
+    """Environment for app processes started by tests: the session database, test tokens."""
+    return {
+        "DATABASE_URL": database_url,
+        "AUTH_TOKENS": AUTH_TOKENS,
+        "MIGRATE_ON_START": "false",
+        "WORKER_FAKE_DELAY_MS": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def live_server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
+    """One real API process (uvicorn through ``python -m app run``) shared by the session."""
+    server = ServerProcess(server_env).start()
+    try:
+        yield server
+    finally:
+        server.stop()

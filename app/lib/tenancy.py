@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from litestar.params import HeaderParameter
+from litestar.params import HeaderParameter, QueryParameter
 
 from app.lib.errors import TenantMismatch, TenantRequired, ValidationFailed
 
@@ -33,11 +33,20 @@ async def provide_tenant_id(
             name="x-tenant-id",
             required=True,
             description="The tenant the request acts for.",
-            examples=[],
+        ),
+    ] = None,
+    tenant_claim: Annotated[
+        str | None,
+        QueryParameter(
+            name="tenantId",
+            description="Optional; when given it must equal x-tenant-id (403 TENANT_MISMATCH otherwise).",
+            max_length=64,
         ),
     ] = None,
 ) -> str:
-    return validate_tenant_id(x_tenant_id)
+    tenant_id = validate_tenant_id(x_tenant_id)
+    ensure_same_tenant(tenant_id, tenant_claim)
+    return tenant_id
 
 
 def ensure_same_tenant(tenant_id: str, claimed: str | None) -> None:

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
@@ -38,19 +38,25 @@ routes need `x-tenant-id`. Errors are always `{code, message, details}`.
 """
 
 
-def _lifespan(settings: Settings):  # noqa: ANN202 (Litestar lifespan factory)
+def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Starting PostgreSQL and migrating block; keep them off the event loop.
         await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(upgrade_database, settings)
-        yield
+        try:
+            yield
+        finally:
+            # advanced-alchemy 1.12 disposes the engine only when its state key is the default
+            # one, which is not the case once a process has built a second app (tests, CLI).
+            if database.engine_instance is not None:
+                await database.engine_instance.dispose()
 
     return lifespan
 
 
-def _stop_embedded_database(settings: Settings):  # noqa: ANN202
+def _stop_embedded_database(settings: Settings):
     def stop() -> None:
         # Runs after the SQLAlchemy plugin disposed its engine: the database goes last.
         if settings.uses_embedded_database:
@@ -72,9 +78,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None
     )
+    database = alchemy_config(settings)
     return Litestar(
         route_handlers=[HealthController, ScriptController],
-        plugins=[SQLAlchemyPlugin(config=alchemy_config(settings))],
+        plugins=[SQLAlchemyPlugin(config=database)],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),
             "actor": Provide(provide_actor),
@@ -88,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_correlation_header],
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors,
-        lifespan=[_lifespan(settings)],
+        lifespan=[_lifespan(settings, database)],
         on_shutdown=[_stop_embedded_database(settings)],
         openapi_config=OpenAPIConfig(
             title="Scriptworks API",

@@ -87,20 +87,22 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     ) -> list[Script]:
         filters: list[Any] = [Keyset(("created_at", "id"), page)]
         if q:
-            filters.append(SearchFilter(field_name={"name", "slug"}, value=q, ignore_case=True))
+            filters.append(
+                SearchFilter(field_name={"name", "slug"}, value=q, ignore_case=True, escape_wildcards=True)
+            )
         if status:
             filters.append(CollectionFilter(field_name="status", values=[status]))
         conditions: list[Any] = [Script.tenant_id == tenant_id]
         if label:
             conditions.append(Script.labels.contains([label]))
-        return list(await self.repository.list(*filters, *conditions))
+        return list(await self.repository.get_many(*filters, *conditions))
 
     async def list_versions(
         self, tenant_id: str, script_id: uuid.UUID, page: PageParams
     ) -> list[ScriptVersion]:
         await self._ensure_script(tenant_id, script_id)
         return list(
-            await self.versions.list(
+            await self.versions.get_many(
                 Keyset(("version",), page),
                 ScriptVersion.script_id == script_id,
                 ScriptVersion.tenant_id == tenant_id,
@@ -124,7 +126,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         conditions: list[Any] = [AuditEntry.script_id == script_id, AuditEntry.tenant_id == tenant_id]
         if action:
             conditions.append(AuditEntry.action == action)
-        return list(await self.audit.list(Keyset(("created_at", "id"), page), *conditions))
+        return list(await self.audit.get_many(Keyset(("created_at", "id"), page), *conditions))
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -264,8 +266,10 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             await self.session.rollback()
             raise NotFound(f"Version {version_number} of this script does not exist.")
         if active is not None and active.id == target.id:
-            await self.session.rollback()
-            return script, target  # already the active version: nothing changes
+            # Already the active version: nothing changes. Committing the empty transaction
+            # releases the row lock and, unlike a rollback, keeps the loaded rows usable.
+            await self.session.commit()
+            return script, target
         if script.status == "ARCHIVED":
             await self.session.rollback()
             raise Conflict("The script is archived; restore it before publishing.", code="SCRIPT_ARCHIVED")
