@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg
 
 from app.lib.errors import ErrorBody
 
-__all__ = ["errors"]
+__all__ = ["errors", "json_body"]
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: (
@@ -47,3 +51,12 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
             examples=[Example(summary=code, value={"code": code, "message": message})],
         )
     return specs
+
+
+def json_body(example: Any, description: str | None = None) -> BodyKwarg:
+    """A JSON request body documented with an example (use as ``Annotated[Struct, json_body(...)]``)."""
+    return BodyKwarg(
+        media_type=RequestEncodingType.JSON,
+        description=description,
+        examples=[Example(summary="Example", value=example)],
+    )

@@ -25,10 +25,18 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m app run`` (or another ``app`` command) in a subprocess, with its own env."""
 
-    def __init__(self, env: dict[str, str], *, command: Sequence[str] | None = None, port: int | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        command: Sequence[str] | None = None,
+        port: int | None = None,
+        unset: Sequence[str] = (),
+    ):
         self.port = port or free_port()
         self.env = {**os.environ, **env}
-        self.env.pop("LITESTAR_APP", None)
+        for name in ("LITESTAR_APP", *unset):
+            self.env.pop(name, None)
         self.command = list(command or ["run", "--host", "127.0.0.1", "--port", str(self.port)])
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"scriptworks-test-{self.port}.log"

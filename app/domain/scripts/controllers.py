@@ -8,7 +8,7 @@ from uuid import UUID
 from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.config import Actor
@@ -25,7 +25,7 @@ from app.domain.scripts.schemas import (
     VersionSummary,
 )
 from app.domain.scripts.services import ScriptService
-from app.lib.openapi import errors
+from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
 
@@ -35,6 +35,49 @@ Scripts = NamedDependency[ScriptService]
 Tenant = NamedDependency[str]
 CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[PageParams]
+
+ScriptCreateBody = Annotated[
+    ScriptCreate,
+    json_body(
+        {
+            "name": "Welcome call",
+            "slug": "welcome-call",
+            "description": "Greets new customers",
+            "labels": ["onboarding"],
+            "intents": ["greeting"],
+            "languageCodes": ["en", "de"],
+            "embeddingKey": None,
+        }
+    ),
+]
+ScriptUpdateBody = Annotated[
+    ScriptUpdate,
+    json_body(
+        {
+            "name": "Welcome call (v2)",
+            "labels": ["onboarding", "vip"],
+            "note": "renamed for the VIP campaign",
+        },
+        "Only the fields to change; null clears a nullable field.",
+    ),
+]
+VersionCreateBody = Annotated[
+    VersionCreate,
+    json_body(
+        {
+            "graphJson": {
+                "nodes": [
+                    {"id": "start", "type": "say", "text": "Hello!"},
+                    {"id": "ask", "type": "closedQuestion"},
+                ],
+                "edges": [{"source": "start", "target": "ask"}],
+            },
+            "variablesDef": {"customerName": {"type": "string"}},
+            "changelog": "First draft",
+            "note": "imported from the editor",
+        }
+    ),
+]
 
 
 class ScriptController(Controller):
@@ -50,7 +93,7 @@ class ScriptController(Controller):
         responses=errors(400, 401, 403, 409, 413),
     )
     async def create_script(
-        self, scripts: Scripts, tenant_id: Tenant, actor: CurrentActor, data: JSONBody[ScriptCreate]
+        self, scripts: Scripts, tenant_id: Tenant, actor: CurrentActor, data: ScriptCreateBody
     ) -> ScriptDetail:
         ensure_same_tenant(tenant_id, data.tenant_id)
         script = await scripts.create_script(tenant_id, actor, data)
@@ -105,7 +148,7 @@ class ScriptController(Controller):
         tenant_id: Tenant,
         actor: CurrentActor,
         script_id: FromPath[UUID],
-        data: JSONBody[ScriptUpdate],
+        data: ScriptUpdateBody,
     ) -> ScriptDetail:
         ensure_same_tenant(tenant_id, data.tenant_id or None)
         script, active = await scripts.update_script(tenant_id, actor, script_id, data)
@@ -125,7 +168,7 @@ class ScriptController(Controller):
         tenant_id: Tenant,
         actor: CurrentActor,
         script_id: FromPath[UUID],
-        data: JSONBody[VersionCreate],
+        data: VersionCreateBody,
     ) -> VersionOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
         return VersionOut.of(await scripts.create_version(tenant_id, actor, script_id, data))
