@@ -44,6 +44,9 @@ class Settings:
     worker_batch_size: int = 100
     worker_lease_seconds: float = 30.0
     worker_max_attempts: int = 5
+    worker_retry_base_seconds: float = 1.0
+    worker_retry_max_seconds: float = 300.0
+    shutdown_grace_seconds: float = 10.0
     idempotency_ttl_hours: float = 24.0
     auth_tokens: dict[str, Actor] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
@@ -77,6 +80,15 @@ class Settings:
                 "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, minimum=0.1
             ),
             worker_max_attempts=_int("WORKER_MAX_ATTEMPTS", get("WORKER_MAX_ATTEMPTS"), 5, minimum=1),
+            worker_retry_base_seconds=_float(
+                "WORKER_RETRY_BASE_SECONDS", get("WORKER_RETRY_BASE_SECONDS"), 1.0, minimum=0.0
+            ),
+            worker_retry_max_seconds=_float(
+                "WORKER_RETRY_MAX_SECONDS", get("WORKER_RETRY_MAX_SECONDS"), 300.0, minimum=0.0
+            ),
+            shutdown_grace_seconds=_float(
+                "SHUTDOWN_GRACE_SECONDS", get("SHUTDOWN_GRACE_SECONDS"), 10.0, minimum=0.0
+            ),
             idempotency_ttl_hours=_float(
                 "IDEMPOTENCY_TTL_HOURS", get("IDEMPOTENCY_TTL_HOURS"), 24.0, minimum=0.001
             ),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.server.core import create_app
@@ -42,18 +42,36 @@ def database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def template_url(server_url: str) -> Iterator[str]:
+    """A migrated database nobody connects to, cloned by ``fresh_database_url``."""
+    with scratch_database(server_url, prefix="scriptworks_template") as url:
+        upgrade_database(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture
+def fresh_database_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A migrated database of this test's own, for tests whose workers must not meet others'."""
+    with scratch_database(server_url, template=make_url(template_url).database) as url:
+        yield url
+
+
+def make_settings(database_url: str, **env: str) -> Settings:
+    base = {
+        "DATABASE_URL": database_url,
+        "AUTH_TOKENS": AUTH_TOKENS,
+        "WORKER_FAKE_DELAY_MS": "0",
+        "WORKER_ENABLED": "false",
+        "CORS_ORIGINS": "http://editor.example",
+        "MIGRATE_ON_START": "false",
+    }
+    return Settings.from_env({**base, **env})
+
+
+@pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return replace(
-        Settings.from_env(
-            {
-                "DATABASE_URL": database_url,
-                "AUTH_TOKENS": AUTH_TOKENS,
-                "WORKER_FAKE_DELAY_MS": "0",
-                "CORS_ORIGINS": "http://editor.example",
-            }
-        ),
-        migrate_on_start=False,
-    )
+    """The in-process app's settings. No worker: tests that need one start their own."""
+    return make_settings(database_url)
 
 
 @pytest.fixture(scope="session")
@@ -155,22 +173,23 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return body
 
 
-@pytest.fixture(scope="session")
-def server_env(database_url: str) -> dict[str, str]:
-    """Environment for app processes started by tests: the session database, test tokens."""
+def process_env(database_url: str, **env: str) -> dict[str, str]:
+    """Environment for app processes started by tests."""
     return {
         "DATABASE_URL": database_url,
         "AUTH_TOKENS": AUTH_TOKENS,
         "MIGRATE_ON_START": "false",
         "WORKER_FAKE_DELAY_MS": "0",
+        "SSE_PING_SECONDS": "0.25",
         "LOG_LEVEL": "WARNING",
+        **env,
     }
 
 
 @pytest.fixture(scope="session")
-def live_server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
-    """One real API process (uvicorn through ``python -m app run``) shared by the session."""
-    server = ServerProcess(server_env).start()
+def live_server(database_url: str) -> Iterator[ServerProcess]:
+    """One real API process with its in-process worker (``python -m app run``), shared by the session."""
+    server = ServerProcess(process_env(database_url, WORKER_ENABLED="true")).start()
     try:
         yield server
     finally:

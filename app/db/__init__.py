@@ -1,6 +1,8 @@
 """Declarative models, one module per table family. Importing this package registers them all."""
 
 from app.db.base import Base, TenantScoped
+from app.db.commands import Command
+from app.db.events import Event
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 
-__all__ = ["AuditEntry", "Base", "Script", "ScriptVersion", "TenantScoped"]
+__all__ = ["AuditEntry", "Base", "Command", "Event", "Script", "ScriptVersion", "TenantScoped"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["constraint_name"]
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+__all__ = ["asyncpg_connect_kwargs", "constraint_name"]
 
 
 def constraint_name(error: BaseException) -> str | None:
@@ -16,3 +20,27 @@ def constraint_name(error: BaseException) -> str | None:
             return name
         current = getattr(current, "orig", None) or current.__cause__
     return None
+
+
+def asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect`` from a SQLAlchemy URL (unix sockets included).
+
+    The hub and the worker talk to PostgreSQL through asyncpg directly: LISTEN needs a
+    dedicated connection, and their hot loops skip the ORM.
+    """
+    parsed = make_url(url)
+    params: dict[str, Any] = {
+        "user": parsed.username or "postgres",
+        "database": parsed.database or "postgres",
+        "server_settings": {"application_name": "scriptworks", "timezone": "UTC"},
+        "timeout": 5,
+    }
+    if parsed.password:
+        params["password"] = parsed.password
+    host = parsed.query.get("host") or parsed.host
+    if host:
+        params["host"] = host
+    port = parsed.query.get("port") or parsed.port
+    if port:
+        params["port"] = int(port)
+    return params

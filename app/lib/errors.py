@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -136,6 +137,10 @@ class Unavailable(ApiError):
     default_code = "UNAVAILABLE"
 
 
+_MISSING_FIELD = re.compile(
+    r"^Object missing required field `(?P<name>[^`]+)`(?: - at `\$\.(?P<at>[^`]+)`)?$"
+)
+
 # Codes for Litestar's own HTTP exceptions, by status.
 _HTTP_CODES = {
     400: ("VALIDATION_ERROR", "The request is not valid."),
@@ -163,11 +168,18 @@ def _validation_details(extra: Any) -> list[dict[str, Any]] | None:
         message = item.get("message")
         if source == "header" and isinstance(field, str):
             field = field.replace("_", "-")
-        if source == "body" and field == "data":
-            # msgspec reports a missing or wrongly typed body under the parameter name.
-            field = "body"
-            if message == "'data'":
-                message = "a JSON body is required"
+        if source == "body" and isinstance(message, str):
+            missing = _MISSING_FIELD.match(message)
+            if missing:
+                # msgspec names a missing field in the message, not in the location.
+                parent = missing.group("at")
+                field = f"{parent}.{missing.group('name')}" if parent else missing.group("name")
+                message = "required field is missing"
+            elif field == "data":
+                # A missing or wrongly typed body is reported under the parameter's name.
+                field = "body"
+                if message == "'data'":
+                    message = "a JSON body is required"
         entry = {"field": field, "message": message}
         if source:
             entry["source"] = source

@@ -19,7 +19,7 @@ class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 # Times go out as RFC 3339 UTC with exactly three fraction digits, e.g. 2026-01-01T12:00:00.000Z.
 Timestamp = Annotated[
     str,
-    KwargDefinition(format=OpenAPIFormat.DATE_TIME, examples=[]),
+    KwargDefinition(format=OpenAPIFormat.DATE_TIME),
 ]
 
 

@@ -16,10 +16,15 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
+from app.cli import ScriptworksCLIPlugin
 from app.config import Settings, get_settings
+from app.domain.commands.controllers import CommandController
+from app.domain.events.controllers import EventStreamController
+from app.domain.events.hub import EventHub
 from app.domain.scripts.controllers import ScriptController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
+from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
 from app.lib.logging import configure_logging
 from app.lib.pagination import provide_page_params
@@ -27,6 +32,7 @@ from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController
+from app.worker.dispatcher import OutboxWorker
 
 __all__ = ["create_app"]
 
@@ -45,9 +51,21 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
         await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(upgrade_database, settings)
+        url = resolve_database_url(settings)
+        hub = EventHub(lambda: asyncpg_connect_kwargs(url), poll_seconds=settings.worker_poll_seconds)
+        await hub.start()
+        app.state.hub = hub
+        worker: OutboxWorker | None = None
+        if settings.worker_enabled:
+            worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+            await worker.start()
+        app.state.worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop(settings.shutdown_grace_seconds)
+            await hub.stop()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
             if database.engine_instance is not None:
@@ -80,8 +98,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     database = alchemy_config(settings)
     return Litestar(
-        route_handlers=[HealthController, ScriptController],
-        plugins=[SQLAlchemyPlugin(config=database)],
+        route_handlers=[HealthController, ScriptController, CommandController, EventStreamController],
+        plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),
             "actor": Provide(provide_actor),
@@ -116,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"BearerToken": []}],
             tags=[
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
+                Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
+                Tag(name="Events", description="Live events over Server-Sent Events."),
                 Tag(name="Operations", description="Health and readiness."),
             ],
             use_handler_docstrings=False,

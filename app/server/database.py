@@ -30,7 +30,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # In a source checkout the revisions live at the top level; an installed wheel carries them
 # inside the package (see pyproject.toml's force-include).
 MIGRATIONS_DIR = (
-    _PACKAGE_DIR / "migrations" if (_PACKAGE_DIR / "migrations").is_dir() else _PACKAGE_DIR.parent / "migrations"
+    _PACKAGE_DIR / "migrations"
+    if (_PACKAGE_DIR / "migrations").is_dir()
+    else _PACKAGE_DIR.parent / "migrations"
 )
 # Stands in for the real URL until the embedded server has been started on first engine use.
 EMBEDDED_URL = "postgresql+asyncpg://embedded/scriptworks"

@@ -18,28 +18,12 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.lib.db import asyncpg_connect_kwargs
 from app.server.embedded import EmbeddedPostgres
 
 
-def _asyncpg_dsn(url: str) -> dict[str, object]:
-    parsed = make_url(url)
-    params: dict[str, object] = {
-        "user": parsed.username or "postgres",
-        "database": parsed.database or "postgres",
-    }
-    if parsed.password:
-        params["password"] = parsed.password
-    host = parsed.query.get("host") or parsed.host
-    if host:
-        params["host"] = host
-    port = parsed.query.get("port") or parsed.port
-    if port:
-        params["port"] = int(port)
-    return params
-
-
 async def _admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(**_asyncpg_dsn(url))  # type: ignore[arg-type]
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(url))
     try:
         await connection.execute(sql)
     finally:
@@ -66,10 +50,13 @@ def test_server_url() -> Iterator[tuple[str, EmbeddedPostgres | None]]:
 
 
 @contextmanager
-def scratch_database(server_url: str, prefix: str = "scriptworks_test") -> Iterator[str]:
-    """A fresh, empty database on the server; dropped (with any connections) afterwards."""
+def scratch_database(
+    server_url: str, prefix: str = "scriptworks_test", template: str | None = None
+) -> Iterator[str]:
+    """A new database on the server (empty, or a copy of ``template``); dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    copy = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"{copy}'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url

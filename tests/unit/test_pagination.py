@@ -17,7 +17,9 @@ def test_cursor_round_trips_times_ids_and_numbers() -> None:
     assert decode_cursor(encode_cursor(values), 3) == values
 
 
-@pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "W3sidCI6IjIwMjYtMDEtMDEifV0", "W3RydWVd"])
+@pytest.mark.parametrize(
+    "cursor", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "W3sidCI6IjIwMjYtMDEtMDEifV0", "W3RydWVd"]
+)
 def test_malformed_cursors_are_validation_errors(cursor: str) -> None:
     with pytest.raises(ValidationFailed):
         decode_cursor(cursor, 1)

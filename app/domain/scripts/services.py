@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 
 from app.config import Actor
 from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.domain.events.store import append_event
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate
 from app.lib.db import constraint_name
@@ -160,6 +161,17 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             await self.session.rollback()
             raise _slug_taken(data.slug)
         await self._audit(script.tenant_id, script.id, actor, "CREATE", now=now)
+        await append_event(
+            self.session,
+            tenant_id=tenant_id,
+            event="Script.Created",
+            payload={
+                "scriptId": str(script.id),
+                "slug": script.slug,
+                "name": script.name,
+                "actorId": actor.id,
+            },
+        )
         await self.session.commit()
         return script
 
@@ -195,6 +207,13 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                     raise _slug_taken(str(data.slug)) from None
                 raise
             await self._audit(script.tenant_id, script.id, actor, action, diff=diff, note=note, now=now)
+            if action == "ARCHIVE":
+                await append_event(
+                    self.session,
+                    tenant_id=tenant_id,
+                    event="Script.Archived",
+                    payload={"scriptId": str(script.id), "actorId": actor.id},
+                )
             await self.session.commit()
         else:
             await self.session.rollback()
@@ -242,6 +261,17 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             )
         ).one()
         await self._audit(tenant_id, script_id, actor, "CREATE", version=number, note=data.note, now=now)
+        await append_event(
+            self.session,
+            tenant_id=tenant_id,
+            event="Version.Created",
+            payload={
+                "scriptId": str(script_id),
+                "versionId": str(version.id),
+                "version": number,
+                "actorId": actor.id,
+            },
+        )
         await self.session.commit()
         return version
 
@@ -283,6 +313,18 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         script.updated_at = now
         await self.session.flush()
         await self._audit(script.tenant_id, script.id, actor, action, version=target.version, now=now)
+        await append_event(
+            self.session,
+            tenant_id=tenant_id,
+            event="Script.Published",
+            payload={
+                "scriptId": str(script.id),
+                "versionId": str(target.id),
+                "version": target.version,
+                "rollback": action == "ROLLBACK",
+                "actorId": actor.id,
+            },
+        )
         await self.session.commit()
         return script, target
 

@@ -1,0 +1,58 @@
+"""The transactional outbox: commands posted by integration clients, drained by workers."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, TenantScoped
+
+__all__ = ["COMMAND_STATUSES", "Command"]
+
+COMMAND_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED")
+
+
+class Command(TenantScoped, Base):
+    __tablename__ = "commands"
+
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    command: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    available_at: Mapped[datetime.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    lease_token: Mapped[uuid.UUID | None] = mapped_column()
+    lease_expires_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
+    request_correlation_id: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "correlation_id", name="uq_commands_tenant_correlation"),
+        CheckConstraint(
+            "status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED')", name="ck_commands_status"
+        ),
+        CheckConstraint(
+            "(status = 'PROCESSING') = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
+            name="ck_commands_lease",
+        ),
+        CheckConstraint(
+            "(status IN ('COMPLETED', 'FAILED')) = (completed_at IS NOT NULL)",
+            name="ck_commands_completed_at",
+        ),
+        # Claiming due work, reclaiming expired leases, pruning finished rows.
+        Index("ix_commands_due", "available_at", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_commands_leases", "lease_expires_at", postgresql_where=text("status = 'PROCESSING'")),
+        Index(
+            "ix_commands_finished", "completed_at", postgresql_where=text("status IN ('COMPLETED', 'FAILED')")
+        ),
+    )

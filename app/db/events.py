@@ -1,0 +1,50 @@
+"""The event store: completion and lifecycle events, the source of every SSE frame.
+
+Ids are a monotonic identity (they are the SSE ``id:``). Each row also records the id of the
+transaction that wrote it (``xid``): readers deliver events in (xid, id) order and only from
+transactions older than every transaction still running, so an event committed late with a
+lower id can never be skipped (see ``app.domain.events.store``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from advanced_alchemy.base import IdentityBase
+from sqlalchemy import Boolean, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+__all__ = ["Event"]
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id type (``pg_current_xact_id()``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+class Event(IdentityBase):
+    __tablename__ = "events"
+
+    xid: Mapped[int] = mapped_column(XID8(), server_default=text("pg_current_xact_id()"))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(200))
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    success: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    occurred_at: Mapped[datetime.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+    __table_args__ = (
+        Index("ix_events_position", "xid", "id"),
+        Index("ix_events_tenant_position", "tenant_id", "xid", "id"),
+        Index("ix_events_tenant_correlation", "tenant_id", "correlation_id", "xid", "id"),
+        Index("ix_events_occurred", "occurred_at"),
+    )

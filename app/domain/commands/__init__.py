@@ -1,0 +1,1 @@
+"""Commands posted by integration clients: the outbox, its handlers and their results."""

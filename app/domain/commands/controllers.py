@@ -1,0 +1,73 @@
+"""HTTP surface of commands (``/commands``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatusOut
+from app.domain.commands.services import CommandService
+from app.lib.correlation import correlation_id_of
+from app.lib.openapi import errors, json_body
+from app.lib.tenancy import ensure_same_tenant
+
+__all__ = ["CommandController"]
+
+CommandBody = Annotated[
+    CommandIn,
+    json_body(
+        {
+            "command": "Contacts.UpsertAndLink.v1",
+            "correlationId": "0190b5a0-7c1e-7b3c-9d4e-2f6a8b1c3d5e",
+            "actor": {"userId": "user-42"},
+            "context": {"source": "crm-sync"},
+            "payload": {"email": "ada@example.com", "name": "Ada Lovelace"},
+        },
+        "correlationId defaults to the request's Correlation-Id when that is a UUID, else a new UUID.",
+    ),
+]
+
+
+class CommandController(Controller):
+    path = "/commands"
+    tags = ["Commands"]
+    dependencies = {"commands": Provide(create_service_provider(CommandService))}
+
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Post a command",
+        description="Writes the command to the outbox (PENDING) in this request's transaction; a worker "
+        "runs it and publishes its completion event (see GET /events/stream). A second command with the "
+        "same correlationId in the tenant is 409 DUPLICATE_CORRELATION_ID.",
+        responses=errors(400, 401, 403, 409, 413, 429),
+    )
+    async def post_command(
+        self,
+        request: Request,
+        commands: NamedDependency[CommandService],
+        tenant_id: NamedDependency[str],
+        data: CommandBody,
+    ) -> CommandAccepted:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        row = await commands.submit(tenant_id, data, correlation_id_of(request.scope))
+        return CommandAccepted(correlation_id=row.correlation_id, status="PENDING")
+
+    @get(
+        "/{correlation_id:str}",
+        summary="A command's status",
+        description="Status, attempts, timestamps and the last error of the command with this correlationId.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def get_command(
+        self,
+        commands: NamedDependency[CommandService],
+        tenant_id: NamedDependency[str],
+        correlation_id: FromPath[str],
+    ) -> CommandStatusOut:
+        return CommandStatusOut.of(await commands.get(tenant_id, correlation_id))

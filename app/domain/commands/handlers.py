@@ -1,0 +1,83 @@
+"""What a command does once a worker picks it up: a registry from command name to handler.
+
+The development handlers only pretend: they answer with the event a real integration would
+publish. Real integrations register their own handler for a command name; everything else
+(claiming, leases, retries, events) stays with the worker.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ClaimedCommand", "CommandResult", "HandlerRegistry", "completion_event_name", "default_registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedCommand:
+    id: Any
+    tenant_id: str
+    correlation_id: str
+    command: str
+    actor: dict[str, Any]
+    context: dict[str, Any]
+    payload: dict[str, Any]
+    attempts: int
+    lease_token: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The completion event a handler asks the worker to publish."""
+
+    event: str
+    payload: dict[str, Any]
+
+
+Handler = Callable[[ClaimedCommand], Awaitable[CommandResult]]
+
+
+def completion_event_name(command: str) -> str:
+    """``Domain.Verb.vN`` → ``Domain.VerbCompleted.v1``."""
+    parts = command.split(".")
+    if len(parts) < 3:
+        return f"{command}.Completed.v1"
+    return ".".join([*parts[:-2], f"{parts[-2]}Completed", "v1"])
+
+
+async def echo_completion(command: ClaimedCommand) -> CommandResult:
+    return CommandResult(event=completion_event_name(command.command), payload=command.payload)
+
+
+async def upsert_and_link_contacts(command: ClaimedCommand) -> CommandResult:
+    contact_id = f"cnt_{secrets.token_hex(8)}"
+    return CommandResult(
+        event="Contacts.Upserted.v1", payload={"contacts": [{"role": "applicant", "contactId": contact_id}]}
+    )
+
+
+@dataclass
+class HandlerRegistry:
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    fallback: Handler = echo_completion
+    event_names: dict[str, str] = field(default_factory=dict)
+
+    def register(self, command: str, handler: Handler, *, event: str | None = None) -> None:
+        self.handlers[command] = handler
+        if event is not None:
+            self.event_names[command] = event
+
+    def handler_for(self, command: str) -> Handler:
+        return self.handlers.get(command, self.fallback)
+
+    def event_for(self, command: str) -> str:
+        """The event name a command's outcome is published under (also when it fails)."""
+        return self.event_names.get(command, completion_event_name(command))
+
+
+def default_registry() -> HandlerRegistry:
+    registry = HandlerRegistry()
+    registry.register("Contacts.UpsertAndLink.v1", upsert_and_link_contacts, event="Contacts.Upserted.v1")
+    return registry

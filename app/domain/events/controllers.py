@@ -1,0 +1,207 @@
+"""``GET /events/stream``: Server-Sent Events for browsers and integration clients.
+
+Order of work on connect: subscribe to the hub first, then replay from the table (after
+``Last-Event-ID`` / ``since``, or the whole correlation with ``correlationId`` and no cursor),
+then stream live, dropping anything at or before the last position already sent, so nothing
+falls between replay and live. The stream holds no pooled database session: replay uses the
+hub's own small pool, a page at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.types import ASGIApp
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.config import Settings
+from app.domain.events.hub import EventHub, Subscription
+from app.domain.events.store import START, LiveEvent, Position, position_of, read_after
+from app.lib.auth import BROWSER_AUTH_OPT
+from app.lib.errors import TenantRequired, ValidationFailed
+from app.lib.openapi import errors
+from app.lib.schema import timestamp
+from app.lib.tenancy import ensure_same_tenant, validate_tenant_id
+
+__all__ = ["EventStreamController"]
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def provide_stream_tenant(
+    x_tenant_id: Annotated[
+        str | None,
+        HeaderParameter(name="x-tenant-id", required=False, description="The tenant (or use ?tenantId=)."),
+    ] = None,
+    tenant_query: Annotated[
+        str | None,
+        QueryParameter(
+            name="tenantId",
+            description="The tenant, for EventSource clients that cannot send headers.",
+            max_length=64,
+        ),
+    ] = None,
+) -> str:
+    if x_tenant_id is None and tenant_query is None:
+        raise TenantRequired("Name the tenant with the x-tenant-id header or ?tenantId=.")
+    if x_tenant_id is not None:
+        tenant_id = validate_tenant_id(x_tenant_id)
+        ensure_same_tenant(tenant_id, tenant_query)
+        return tenant_id
+    return validate_tenant_id(tenant_query, field="tenantId")
+
+
+def _event_id(value: str | None, field: str) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValidationFailed(
+            f"{field} must be an event id (a non-negative integer).",
+            details=[{"field": field, "message": "must be a non-negative integer"}],
+        )
+    return number
+
+
+def _frame(event: LiveEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=event.data, event=event.event, id=str(event.id))
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(data=timestamp(datetime.datetime.now(datetime.UTC)), event="ping")
+
+
+async def _stream(
+    hub: EventHub,
+    tenant_id: str,
+    cursor: int | None,
+    correlation_id: str | None,
+    events: frozenset[str] | None,
+    shutdown: anyio.Event,
+) -> AsyncIterator[ServerSentEvent]:
+    # Subscribe before replaying: whatever commits meanwhile is queued, and deduplicated below.
+    subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
+    watcher = asyncio.create_task(_close_on(shutdown, subscription))
+    try:
+        last: Position | None = None
+        if cursor is not None or correlation_id is not None:
+            assert hub.pool is not None
+            start: Position | None = START
+            if cursor:  # 0 means "from the oldest retained event"
+                found = await position_of(hub.pool, cursor)
+                if found is None:
+                    yield ServerSentEvent(
+                        event="resync",
+                        data=f'{{"reason":"the cursor {cursor} is not in the retained history"}}',
+                    )
+                    start = None  # nothing to replay from: live only
+                else:
+                    start = last = found
+            if start is not None:
+                async for event in read_after(
+                    hub.pool, tenant_id, start, correlation_id=correlation_id, events=events
+                ):
+                    last = event.position
+                    yield _frame(event)
+        while True:
+            event = await subscription.get()
+            if event is None:
+                if subscription.closed_reason == "shutdown":
+                    yield ServerSentEvent(event="shutdown", data='{"reason":"server shutting down"}')
+                return
+            if last is not None and event.position <= last:
+                continue
+            last = event.position
+            yield _frame(event)
+    finally:
+        watcher.cancel()
+        hub.unsubscribe(subscription)
+
+
+async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
+    await shutdown.wait()
+    subscription.close("shutdown")
+
+
+class EventStreamController(Controller):
+    path = "/events"
+    tags = ["Events"]
+
+    @get(
+        "/stream",
+        summary="Live events (Server-Sent Events)",
+        description=(
+            "A `text/event-stream` of the tenant's events: frames `id: <event id>`, `event: <name>`, "
+            "`data: <event JSON>` ({id, event, correlationId, tenantId, success, payload, occurredAt}), "
+            "and an `event: ping` frame every SSE_PING_SECONDS. On connect it replays stored events after "
+            "`Last-Event-ID` (or `?since=`); with `?correlationId=` and no cursor it replays that "
+            "correlation's events, so a client that subscribes after the work finished still gets the "
+            "completion. A cursor older than the retained history gets an `event: resync` frame. "
+            "Authentication: bearer header, `?access_token=` or an `access_token` cookie (EventSource "
+            "cannot send headers). Tenant: `x-tenant-id` or `?tenantId=`."
+        ),
+        opt={BROWSER_AUTH_OPT: True},
+        dependencies={"tenant_id": Provide(provide_stream_tenant)},
+        media_type="text/event-stream",
+        responses=errors(400, 401, 403),
+    )
+    async def stream(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: NamedDependency[str],
+        correlation_id: Annotated[
+            str | None,
+            QueryParameter(
+                name="correlationId", description="Only events of this correlation.", max_length=128
+            ),
+        ] = None,
+        event: Annotated[
+            str | None,
+            QueryParameter(
+                description="Only events with these names (comma-separated), e.g. Contacts.Upserted.v1",
+                max_length=2000,
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            QueryParameter(
+                description="Replay events after this event id (like Last-Event-ID).", max_length=20
+            ),
+        ] = None,
+        last_event_id: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Last-Event-ID", required=False, description="Sent by EventSource on reconnect."
+            ),
+        ] = None,
+        access_token: Annotated[
+            str | None,
+            QueryParameter(description="Bearer token, for EventSource clients.", max_length=4096),
+        ] = None,
+    ) -> ASGIApp:
+        settings: Settings = request.app.state.settings
+        hub: EventHub = request.app.state.hub
+        cursor = _event_id(last_event_id, "Last-Event-ID")
+        if cursor is None:
+            cursor = _event_id(since, "since")
+        names = frozenset(n.strip() for n in event.split(",") if n.strip()) if event else None
+        shutdown = anyio.Event()
+        return EventSourceResponse(
+            _stream(hub, tenant_id, cursor, correlation_id, names or None, shutdown),
+            headers=STREAM_HEADERS,
+            ping=settings.sse_ping_seconds,
+            ping_message_factory=_ping,
+            shutdown_event=shutdown,
+            shutdown_grace_period=1.0,
+            send_timeout=30,
+        )

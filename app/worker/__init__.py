@@ -1,0 +1,39 @@
+"""Background work: the outbox dispatcher (and, later, schedules and pruning).
+
+Runs inside the API process under ``scriptworks run`` (``WORKER_ENABLED``) or alone under
+``scriptworks worker``; any number of workers may share one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import anyio
+
+from app.config import Settings
+from app.lib.db import asyncpg_connect_kwargs
+from app.server.database import resolve_database_url, upgrade_database
+from app.server.embedded import EmbeddedPostgres
+from app.worker.dispatcher import OutboxWorker
+
+__all__ = ["OutboxWorker", "run_standalone"]
+
+
+async def run_standalone(settings: Settings) -> None:
+    """``scriptworks worker``: run until SIGTERM/SIGINT, then stop gracefully."""
+    url = await anyio.to_thread.run_sync(resolve_database_url, settings)
+    if settings.migrate_on_start:
+        await anyio.to_thread.run_sync(upgrade_database, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+    await worker.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.stop(settings.shutdown_grace_seconds)
+        if settings.uses_embedded_database:
+            await anyio.to_thread.run_sync(EmbeddedPostgres.stop, settings.pgdata_dir)

@@ -1,0 +1,219 @@
+"""The outbox worker: claim due commands, run their handlers, record outcomes, repeat.
+
+One loop claims (``FOR UPDATE SKIP LOCKED``, so any number of workers share the table), each
+claimed command runs in its own task (fake delay, then the handler), and a flusher writes
+finished outcomes in batches: completion events, ``COMPLETED`` rows and the NOTIFY all commit in
+one transaction. The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a
+command is inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+
+from app.config import Settings
+from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
+from app.domain.commands.outbox import Failure, Outbox, Success
+
+__all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
+
+COMMANDS_CHANNEL = "scriptworks_commands"
+logger = structlog.get_logger("app.worker")
+_stdlib_logger = logging.getLogger("app.worker")
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        connect: Callable[[], dict[str, Any]],
+        registry: HandlerRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self.worker_id = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._connect = connect
+        self._wake = asyncio.Event()
+        self._flush_wake = asyncio.Event()
+        self._stopping = False
+        self._in_flight: dict[Any, tuple[ClaimedCommand, asyncio.Task[None]]] = {}
+        self._successes: list[Success] = []
+        self._failures: list[Failure] = []
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.capacity = max(settings.worker_batch_size * 2, 1)
+        # Counters for metrics and tests.
+        self.claimed = 0
+        self.completed = 0
+        self.failed_attempts = 0
+        self.last_heartbeat = 0.0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=4, **self._connect())
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="outbox-claim"),
+            asyncio.create_task(self._flush_loop(), name="outbox-flush"),
+        ]
+        logger.info("worker started", worker_id=self.worker_id)
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop claiming, let in-flight commands finish (bounded), hand back the rest."""
+        self._stopping = True
+        self._wake.set()
+        pending = [task for _, task in self._in_flight.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_seconds)
+        unfinished = [command for command, task in self._in_flight.values() if not task.done()]
+        for _, task in self._in_flight.values():
+            task.cancel()
+        self._flush_wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self._flush()
+            if unfinished and self._pool is not None:
+                released = await Outbox(self._pool).release(unfinished)
+                logger.info("worker released unfinished commands", count=released)
+        await self._close_listener()
+        if self._pool is not None:
+            await self._pool.close()
+        logger.info("worker stopped", worker_id=self.worker_id)
+
+    # ---- claiming ----------------------------------------------------------------------------
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            await self._close_listener()
+            self._listener = await asyncpg.connect(**self._connect())
+            await self._listener.add_listener(COMMANDS_CHANNEL, self._on_notify)
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+            self._listener = None
+
+    async def _claim_loop(self) -> None:
+        assert self._pool is not None
+        outbox = Outbox(self._pool)
+        backoff = 0.1
+        last_reclaim = 0.0
+        while not self._stopping:
+            try:
+                await self._ensure_listener()
+                now = time.monotonic()
+                if now - last_reclaim >= self.settings.worker_poll_seconds:
+                    last_reclaim = now
+                    reclaimed = await outbox.reclaim_expired()
+                    if reclaimed:
+                        logger.warning("reclaimed commands with expired leases", count=reclaimed)
+                self.last_heartbeat = time.time()
+                free = self.capacity - len(self._in_flight)
+                claimed: list[ClaimedCommand] = []
+                if free > 0:
+                    self._wake.clear()
+                    claimed = await outbox.claim(
+                        min(free, self.settings.worker_batch_size), self.settings.worker_lease_seconds
+                    )
+                    for command in claimed:
+                        task = asyncio.create_task(self._process(command))
+                        self._in_flight[command.id] = (command, task)
+                    self.claimed += len(claimed)
+                backoff = 0.1
+                if claimed and len(self._in_flight) < self.capacity:
+                    continue  # there may be more due work right now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _stdlib_logger.warning("worker lost the database (%s); retrying", type(error).__name__)
+                await self._close_listener()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _process(self, command: ClaimedCommand) -> None:
+        low, high = self.settings.worker_fake_delay_ms
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
+        ):
+            try:
+                if high > 0:
+                    await asyncio.sleep(random.uniform(low, high) / 1000)
+                result = await self.registry.handler_for(command.command)(command)
+                self._successes.append(Success(command, result.event, result.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
+                self._failures.append(
+                    Failure(
+                        command, self.registry.event_for(command.command), f"{type(error).__name__}: {error}"
+                    )
+                )
+            self._flush_wake.set()
+
+    # ---- recording outcomes ------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            try:
+                await self._flush()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # Keep the outcomes and retry: leases are still ours until they expire.
+                _stdlib_logger.warning(
+                    "worker could not record outcomes (%s); retrying", type(error).__name__
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._flush_wake.set()
+
+    async def _flush(self) -> None:
+        if not (self._successes or self._failures) or self._pool is None:
+            return
+        successes, self._successes = self._successes, []
+        failures, self._failures = self._failures, []
+        try:
+            await Outbox(self._pool).record(
+                successes,
+                failures,
+                max_attempts=self.settings.worker_max_attempts,
+                retry_base_seconds=self.settings.worker_retry_base_seconds,
+                retry_max_seconds=self.settings.worker_retry_max_seconds,
+            )
+        except BaseException:
+            self._successes[:0] = successes
+            self._failures[:0] = failures
+            raise
+        for outcome in (*successes, *failures):
+            self._in_flight.pop(outcome.command.id, None)
+        self.completed += len(successes)
+        self.failed_attempts += len(failures)
+        if successes or failures:
+            self._wake.set()  # capacity freed: claim more
