@@ -79,7 +79,8 @@ WITH input AS (
     SET status = CASE WHEN c.attempts >= $5 THEN 'FAILED' ELSE 'PENDING' END,
         completed_at = CASE WHEN c.attempts >= $5 THEN now() END,
         available_at = CASE WHEN c.attempts >= $5 THEN c.available_at
-            ELSE now() + make_interval(secs => least($6 * power(2, c.attempts - 1), $7) * (0.75 + random() / 2))
+            ELSE now() + make_interval(
+                secs => least($6 * power(2, c.attempts - 1), $7) * (0.75 + random() / 2))
         END,
         lease_token = NULL, lease_expires_at = NULL, last_error = i.error, updated_at = now()
     FROM input i

@@ -180,7 +180,8 @@ class EventHub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
         self._wake.clear()
-        assert self.pool is not None and self._position is not None
+        assert self.pool is not None
+        assert self._position is not None
         while True:
             batch = await read_all_after(self.pool, self._position, TAIL_PAGE)
             for event in batch:
