@@ -1,0 +1,66 @@
+"""The hub's fan-out: filters, and a subscriber that cannot keep up is cut off, alone."""
+
+from __future__ import annotations
+
+from app.domain.events.hub import EventHub
+from app.domain.events.store import LiveEvent, Position
+
+
+def event(n: int, tenant: str = "acme", name: str = "X.Done.v1", correlation: str | None = None) -> LiveEvent:
+    return LiveEvent(Position(100, n), tenant, name, correlation, f'{{"id":{n}}}')
+
+
+def hub() -> EventHub:
+    return EventHub(lambda: {}, max_queue=5)
+
+
+def test_subscribers_get_only_their_tenants_matching_events() -> None:
+    h = hub()
+    everything = h.subscribe("acme")
+    by_name = h.subscribe("acme", events=frozenset({"Y.Done.v1"}))
+    by_correlation = h.subscribe("acme", correlation_id="c-1")
+    other_tenant = h.subscribe("globex")
+
+    h.publish(event(1))
+    h.publish(event(2, name="Y.Done.v1"))
+    h.publish(event(3, correlation="c-1"))
+
+    assert [e.id for e in _drain(everything)] == [1, 2, 3]
+    assert [e.id for e in _drain(by_name)] == [2]
+    assert [e.id for e in _drain(by_correlation)] == [3]
+    assert _drain(other_tenant) == []
+
+
+def test_a_subscriber_that_cannot_keep_up_is_disconnected_and_the_others_are_not() -> None:
+    h = hub()
+    stuck = h.subscribe("acme")
+    reader = h.subscribe("acme")
+
+    received = []
+    for n in range(1, 21):
+        h.publish(event(n))
+        received.extend(e.id for e in _drain(reader))
+
+    assert received == list(range(1, 21))
+    assert stuck.closed_reason == "overflow"
+    assert stuck.queue.qsize() == 1
+    assert stuck.queue.get_nowait() is None  # the stream ends; the client reconnects and replays
+
+
+def test_unsubscribe_forgets_the_subscriber() -> None:
+    h = hub()
+    subscription = h.subscribe("acme")
+    assert h.subscriber_count == 1
+
+    h.unsubscribe(subscription)
+    h.publish(event(1))
+
+    assert h.subscriber_count == 0
+    assert subscription.queue.empty()
+
+
+def _drain(subscription) -> list[LiveEvent]:
+    items = []
+    while not subscription.queue.empty():
+        items.append(subscription.queue.get_nowait())
+    return items
