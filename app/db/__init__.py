@@ -3,6 +3,16 @@
 from app.db.base import Base, TenantScoped
 from app.db.commands import Command
 from app.db.events import Event
+from app.db.idempotency import IdempotencyKey
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 
-__all__ = ["AuditEntry", "Base", "Command", "Event", "Script", "ScriptVersion", "TenantScoped"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Command",
+    "Event",
+    "IdempotencyKey",
+    "Script",
+    "ScriptVersion",
+    "TenantScoped",
+]

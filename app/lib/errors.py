@@ -281,3 +281,18 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
     return error_response(
         status, code, message, details, correlation_id=correlation_id_of(request.scope), headers=headers
     )
+
+
+async def send_error(scope: Any, send: Any, exc: BaseException) -> None:
+    """Answer with the error shape from raw ASGI code that cannot re-raise (a response was
+    already produced by the route and held back, so Litestar's handler would refuse)."""
+    status, code, message, details, headers = describe(exc)
+    if status >= 500 and code == "INTERNAL_ERROR":
+        logger.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+    body = msgspec.json.encode(
+        ErrorBody(code=code, message=message, details=details, correlationId=correlation_id_of(scope))
+    )
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

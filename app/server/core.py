@@ -26,6 +26,7 @@ from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
+from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.logging import configure_logging
 from app.lib.pagination import provide_page_params
 from app.lib.tenancy import provide_tenant_id
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             CorrelationIdMiddleware(),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
+            IdempotencyMiddleware(database, settings),
         ],
         exception_handlers={Exception: exception_to_response},
         before_send=[add_correlation_header],

@@ -14,6 +14,7 @@ from uuid_utils.compat import uuid7
 from app.db.commands import Command
 from app.domain.commands.schemas import CommandIn
 from app.lib.errors import Conflict, NotFound
+from app.lib.uow import commit
 
 __all__ = ["CommandService", "default_correlation_id"]
 
@@ -71,7 +72,7 @@ class CommandService(SQLAlchemyAsyncRepositoryService[Command, CommandRepository
                 f"A command with correlationId {correlation_id!r} already exists in this tenant.",
                 code="DUPLICATE_CORRELATION_ID",
             )
-        await self.session.commit()
+        await commit(self.session)
         return row
 
     async def get(self, tenant_id: str, correlation_id: str) -> Command:

@@ -27,6 +27,7 @@ from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate
 from app.lib.db import constraint_name
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams
+from app.lib.uow import commit
 
 __all__ = ["ScriptService"]
 
@@ -172,7 +173,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 "actorId": actor.id,
             },
         )
-        await self.session.commit()
+        await commit(self.session)
         return script
 
     async def update_script(
@@ -214,7 +215,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                     event="Script.Archived",
                     payload={"scriptId": str(script.id), "actorId": actor.id},
                 )
-            await self.session.commit()
+            await commit(self.session)
         else:
             await self.session.rollback()
         return await self.get_detail(tenant_id, script_id)
@@ -272,7 +273,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 "actorId": actor.id,
             },
         )
-        await self.session.commit()
+        await commit(self.session)
         return version
 
     async def publish(
@@ -298,7 +299,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         if active is not None and active.id == target.id:
             # Already the active version: nothing changes. Committing the empty transaction
             # releases the row lock and, unlike a rollback, keeps the loaded rows usable.
-            await self.session.commit()
+            await commit(self.session)
             return script, target
         if script.status == "ARCHIVED":
             await self.session.rollback()
@@ -325,7 +326,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 "actorId": actor.id,
             },
         )
-        await self.session.commit()
+        await commit(self.session)
         return script, target
 
     # ---- helpers -----------------------------------------------------------------------------

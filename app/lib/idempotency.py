@@ -1,0 +1,241 @@
+"""Idempotency-Key on every POST: one mechanism, in one middleware, for all routes.
+
+For a POST with the header, the middleware opens the request's database session itself (the
+route's services get the same session through advanced-alchemy's provider) and:
+
+1. takes a transaction-scoped advisory lock on (tenant, key) — if another request holds it, the
+   first is still in flight: 409 ``IDEMPOTENCY_IN_PROGRESS``;
+2. looks the key up: a stored response with the same fingerprint (method, path, body) is
+   replayed byte for byte with ``Idempotent-Replayed: true``; a different fingerprint is 422
+   ``IDEMPOTENCY_KEY_REUSED``;
+3. otherwise runs the route with commits deferred (``app.lib.uow``) and the response held back;
+   a 2xx response is stored in the same transaction as the effect, which then commits, and only
+   then does the client get the response. A crash anywhere before that commit leaves neither the
+   effect nor the key. 4xx and 5xx responses are not stored: a retry recomputes them.
+
+Litestar has no idempotency support and the pieces must share the route's transaction, so this
+is written here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state, set_aa_scope_state
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.db.idempotency import IdempotencyKey
+from app.lib.errors import Conflict, PayloadTooLarge, Unprocessable, ValidationFailed, send_error
+from app.lib.uow import DEFER_COMMIT
+
+if TYPE_CHECKING:
+    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+    from litestar.types import ASGIApp
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.config import Settings
+
+__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "IdempotencyMiddleware"]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Response headers a client relies on when it gets the replay instead of the original.
+_KEPT_HEADERS = ("content-type", "location", "etag", "last-modified")
+
+
+class _Held:
+    """The route's response, held back until the transaction has committed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            self.body.extend(message.get("body", b""))
+        self.messages.append(message)
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, database: SQLAlchemyAsyncConfig, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = _headers(scope)
+        key = headers.get(b"idempotency-key")
+        if scope["method"] != "POST" or key is None:
+            await next_app(scope, receive, send)
+            return
+        tenant = headers.get(b"x-tenant-id") or str(scope.get("path_params", {}).get("tenant_id") or "")
+        if not _KEY.match(key):
+            raise ValidationFailed(
+                "Idempotency-Key must be 1-255 printable ASCII characters.",
+                details=[
+                    {"field": IDEMPOTENCY_HEADER, "message": "1-255 printable characters", "source": "header"}
+                ],
+            )
+        if not _TENANT.match(tenant):
+            await next_app(scope, receive, send)  # the route answers the missing/invalid tenant
+            return
+        body = await _read_body(receive, self.settings.max_body_bytes, headers)
+        fingerprint = _fingerprint(scope, body)
+
+        session: AsyncSession = scope["app"].state[self.database.session_maker_app_state_key]()
+        set_aa_scope_state(scope, self.database.session_scope_key, session)
+        session.info[DEFER_COMMIT] = True
+        try:
+            locked = await session.scalar(
+                select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{tenant}\x1f{key}", 0)))
+            )
+            if not locked:
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    code="IDEMPOTENCY_IN_PROGRESS",
+                    headers={"Retry-After": "1"},
+                )
+            stored = await session.get(IdempotencyKey, (tenant, key))
+            now = datetime.datetime.now(datetime.UTC)
+            if stored is not None and stored.expires_at > now:
+                if stored.fingerprint != fingerprint:
+                    raise Unprocessable(
+                        "This Idempotency-Key was used for a different request.",
+                        code="IDEMPOTENCY_KEY_REUSED",
+                    )
+                replay = (stored.response_status, dict(stored.response_headers), stored.response_body)
+                await session.rollback()
+                await _replay(*replay, send)
+                return
+            if stored is not None:
+                await session.execute(
+                    delete(IdempotencyKey).where(
+                        IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == key
+                    )
+                )
+
+            held = _Held()
+            await next_app(scope, _replay_receive(body), held.send)
+            try:
+                await self._finish(session, held, tenant, key, fingerprint, scope, now)
+            except Exception as error:
+                # The route's response exists but must not reach the client: nothing committed.
+                await session.rollback()
+                await send_error(scope, send, error)
+                return
+        finally:
+            if get_aa_scope_state(scope, self.database.session_scope_key) is session:
+                await session.close()
+        for message in held.messages:
+            await send(message)
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        held: _Held,
+        tenant: str,
+        key: str,
+        fingerprint: str,
+        scope: Scope,
+        now: datetime.datetime,
+    ) -> None:
+        """Store a 2xx response beside its effect and commit both; anything else rolls back."""
+        if not 200 <= held.status < 300:
+            await session.rollback()
+            return
+        await session.execute(
+            pg_insert(IdempotencyKey).values(
+                tenant_id=tenant,
+                key=key,
+                fingerprint=fingerprint,
+                method=scope["method"],
+                path=scope["path"][:2048],
+                response_status=held.status,
+                response_headers=_kept_headers(held.headers),
+                response_body=bytes(held.body),
+                expires_at=now + datetime.timedelta(hours=self.settings.idempotency_ttl_hours),
+            )
+        )
+        await session.commit()
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    found: dict[bytes, str] = {}
+    for name, value in scope.get("headers", ()):
+        lowered = name.lower()
+        if lowered in (b"idempotency-key", b"x-tenant-id", b"content-length") and lowered not in found:
+            found[lowered] = value.decode("latin-1")
+    return found  # type: ignore[return-value]
+
+
+async def _read_body(receive: Receive, limit: int, headers: dict[Any, str]) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge("The request body is too large.")
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body.extend(message.get("body", b""))
+        if len(body) > limit:
+            raise PayloadTooLarge("The request body is too large.")
+        if not message.get("more_body", False):
+            break
+    return bytes(body)
+
+
+def _replay_receive(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _fingerprint(scope: Scope, body: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(scope["method"].encode())
+    digest.update(b"\n")
+    digest.update(scope["path"].encode())
+    digest.update(b"?")
+    digest.update(scope.get("query_string", b""))
+    digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _kept_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in headers
+        if name.decode("latin-1").lower() in _KEPT_HEADERS
+    }
+
+
+async def _replay(status: int, stored_headers: dict[str, str], body: bytes, send: Send) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored_headers.items()]
+    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((REPLAYED_HEADER.lower().encode(), b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
