@@ -47,6 +47,7 @@ class Settings:
     worker_retry_base_seconds: float = 1.0
     worker_retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
+    worker_maintenance_seconds: float = 60.0
     idempotency_ttl_hours: float = 24.0
     auth_tokens: dict[str, Actor] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
@@ -85,6 +86,9 @@ class Settings:
             ),
             worker_retry_max_seconds=_float(
                 "WORKER_RETRY_MAX_SECONDS", get("WORKER_RETRY_MAX_SECONDS"), 300.0, minimum=0.0
+            ),
+            worker_maintenance_seconds=_float(
+                "WORKER_MAINTENANCE_SECONDS", get("WORKER_MAINTENANCE_SECONDS"), 60.0, minimum=0.1
             ),
             shutdown_grace_seconds=_float(
                 "SHUTDOWN_GRACE_SECONDS", get("SHUTDOWN_GRACE_SECONDS"), 10.0, minimum=0.0

@@ -25,6 +25,7 @@ import structlog
 from app.config import Settings
 from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
 from app.domain.commands.outbox import Failure, Outbox, Success
+from app.worker.maintenance import purge_expired_idempotency_keys
 
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
 
@@ -67,6 +68,7 @@ class OutboxWorker:
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
+            asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
         logger.info("worker started", worker_id=self.worker_id)
 
@@ -172,6 +174,19 @@ class OutboxWorker:
                     )
                 )
             self._flush_wake.set()
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            try:
+                assert self._pool is not None
+                purged = await purge_expired_idempotency_keys(self._pool)
+                if purged:
+                    logger.info("purged expired idempotency keys", count=purged)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _stdlib_logger.warning("maintenance failed (%s); will retry", type(error).__name__)
+            await asyncio.sleep(self.settings.worker_maintenance_seconds)
 
     # ---- recording outcomes ------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ async ({tenant, token}) => {
   });
   await opened;
   const completion = new Promise((resolve) => {
-    source.addEventListener("Contacts.Upserted.v1", (e) => resolve({id: e.lastEventId, data: JSON.parse(e.data)}));
+    source.addEventListener("Contacts.Upserted.v1",
+      (e) => resolve({id: e.lastEventId, data: JSON.parse(e.data)}));
   });
   const response = await fetch("/commands", {
     method: "POST",
@@ -39,7 +40,9 @@ async ({tenant, token}) => {
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium; .ci/run installs it)")
-async def test_browser_event_source_receives_the_completion_of_its_command(live_server: ServerProcess) -> None:
+async def test_browser_event_source_receives_the_completion_of_its_command(
+    live_server: ServerProcess,
+) -> None:
     from playwright.async_api import async_playwright
 
     tenant = new_tenant()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 
+import asyncpg
 import pytest
 
 import app.lib.idempotency as idempotency
+from app.config import Settings
+from app.lib.db import asyncpg_connect_kwargs
+from app.worker.maintenance import purge_expired_idempotency_keys
 from tests.conftest import Api, assert_error
 
 GRAPH = {"graphJson": {"nodes": [{"id": "a", "type": "say"}], "edges": []}}
@@ -27,7 +32,9 @@ async def test_twenty_parallel_version_posts_with_one_key_create_one_version(api
     )
 
     originals = [r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r.headers]
-    replays = [r for r in responses if r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"]
+    replays = [
+        r for r in responses if r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"
+    ]
     in_flight = [r for r in responses if r.status_code == 409]
     assert len(originals) == 1
     assert len(originals) + len(replays) + len(in_flight) == 20
@@ -157,7 +164,9 @@ async def test_malformed_keys_are_validation_errors(api: Api, bad: str) -> None:
 
 
 async def test_longest_allowed_key_works(api: Api) -> None:
-    response = await api.post("/scripts", json={"name": "K", "slug": "k"}, headers={"Idempotency-Key": "k" * 255})
+    response = await api.post(
+        "/scripts", json={"name": "K", "slug": "k"}, headers={"Idempotency-Key": "k" * 255}
+    )
 
     assert response.status_code == 201
 
@@ -171,8 +180,12 @@ async def test_key_on_a_get_is_ignored(api: Api) -> None:
 
 async def test_replay_carries_the_new_requests_correlation_id(api: Api) -> None:
     headers = key()
-    first = await api.post("/scripts", json={"name": "C", "slug": "c"}, headers={**headers, "Correlation-Id": "one"})
-    second = await api.post("/scripts", json={"name": "C", "slug": "c"}, headers={**headers, "Correlation-Id": "two"})
+    first = await api.post(
+        "/scripts", json={"name": "C", "slug": "c"}, headers={**headers, "Correlation-Id": "one"}
+    )
+    second = await api.post(
+        "/scripts", json={"name": "C", "slug": "c"}, headers={**headers, "Correlation-Id": "two"}
+    )
 
     assert first.headers["Correlation-Id"] == "one"
     assert second.headers["Correlation-Id"] == "two"
@@ -185,3 +198,32 @@ async def test_oversized_body_with_a_key_is_payload_too_large(api: Api) -> None:
     response = await api.post("/scripts", content=body, headers={**key(), "Content-Type": "application/json"})
 
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_expired_keys_are_purged_and_live_ones_kept(api: Api, settings: Settings) -> None:
+    expiring = key()
+    await api.post("/scripts", json={"name": "E", "slug": "e"}, headers=expiring)
+    assert settings.database_url is not None
+    pool = await asyncpg.create_pool(**asyncpg_connect_kwargs(settings.database_url), min_size=1, max_size=2)
+    try:
+        stored = await pool.fetchval(
+            "SELECT expires_at FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            api.tenant,
+            expiring["Idempotency-Key"],
+        )
+        kept = await purge_expired_idempotency_keys(pool, now=stored - datetime.timedelta(seconds=1))
+        assert (
+            await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", api.tenant) == 1
+        )
+        purged = await purge_expired_idempotency_keys(pool, now=stored + datetime.timedelta(seconds=1))
+        left = await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", api.tenant)
+    finally:
+        await pool.close()
+
+    assert kept >= 0
+    assert purged >= 1
+    assert left == 0
+    # With its key gone, the same request is new again (and meets the slug rule).
+    assert_error(
+        await api.post("/scripts", json={"name": "E", "slug": "e"}, headers=expiring), 409, "SLUG_TAKEN"
+    )

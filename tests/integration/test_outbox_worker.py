@@ -56,7 +56,8 @@ async def events_of(settings: Settings, correlation_id: str) -> list[dict[str, A
     connection = await asyncpg.connect(**asyncpg_connect_kwargs(settings.database_url))
     try:
         rows = await connection.fetch(
-            "SELECT event, success, payload::text FROM events WHERE correlation_id = $1 ORDER BY id", correlation_id
+            "SELECT event, success, payload::text FROM events WHERE correlation_id = $1 ORDER BY id",
+            correlation_id,
         )
     finally:
         await connection.close()
@@ -64,11 +65,18 @@ async def events_of(settings: Settings, correlation_id: str) -> list[dict[str, A
 
 
 async def post(client: httpx.AsyncClient, correlation_id: str, command: str = "Billing.Charge.v1") -> None:
-    body = {"command": command, "actor": {"userId": "u"}, "payload": {"n": 1}, "correlationId": correlation_id}
+    body = {
+        "command": command,
+        "actor": {"userId": "u"},
+        "payload": {"n": 1},
+        "correlationId": correlation_id,
+    }
     assert (await client.post("/commands", json=body)).status_code == 202
 
 
-async def test_worker_completes_a_command_with_one_event(client: httpx.AsyncClient, worker_settings: Settings) -> None:
+async def test_worker_completes_a_command_with_one_event(
+    client: httpx.AsyncClient, worker_settings: Settings
+) -> None:
     worker = new_worker(worker_settings)
     await worker.start()
     try:

@@ -11,7 +11,11 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, timeout: float = 15.0, every: float = 0.02
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    every: float = 0.02,
 ) -> T:
     """Call ``probe`` until ``accept`` holds for its result; return that result."""
     deadline = time.monotonic() + timeout

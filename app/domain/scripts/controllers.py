@@ -6,9 +6,10 @@ from typing import Annotated
 from uuid import UUID
 
 from advanced_alchemy.extensions.litestar.providers import create_service_provider
-from litestar import Controller, get, patch, post
+from litestar import Controller, Response, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.config import Actor
@@ -24,7 +25,8 @@ from app.domain.scripts.schemas import (
     VersionOut,
     VersionSummary,
 )
-from app.domain.scripts.services import ScriptService
+from app.domain.scripts.services import ScriptService, script_etag
+from app.lib.etag import parse_if_match
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
@@ -35,6 +37,27 @@ Scripts = NamedDependency[ScriptService]
 Tenant = NamedDependency[str]
 CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[PageParams]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        description='The ETag you read (strong, quoted); on mismatch 412 PRECONDITION_FAILED; "*" matches any.',
+        max_length=1024,
+    ),
+]
+ETAG_HEADER = [
+    ResponseHeader(
+        name="ETag",
+        description="Strong entity tag of the script; send it back in If-Match to update safely.",
+        documentation_only=True,
+    )
+]
+
+
+def _with_etag(detail: ScriptDetail, etag: str, status_code: int = HTTP_200_OK) -> Response[ScriptDetail]:
+    return Response(content=detail, headers={"ETag": etag}, status_code=status_code)
+
 
 ScriptCreateBody = Annotated[
     ScriptCreate,
@@ -91,13 +114,14 @@ class ScriptController(Controller):
         summary="Create a script",
         description="Creates a DRAFT script with latestVersion 0 and logs a CREATE audit entry.",
         responses=errors(400, 401, 403, 409, 413),
+        response_headers=ETAG_HEADER,
     )
     async def create_script(
         self, scripts: Scripts, tenant_id: Tenant, actor: CurrentActor, data: ScriptCreateBody
-    ) -> ScriptDetail:
+    ) -> Response[ScriptDetail]:
         ensure_same_tenant(tenant_id, data.tenant_id)
         script = await scripts.create_script(tenant_id, actor, data)
-        return ScriptDetail.of_pair(script, None)
+        return _with_etag(ScriptDetail.of_pair(script, None), script_etag(script), HTTP_201_CREATED)
 
     @get(
         "/",
@@ -128,19 +152,21 @@ class ScriptController(Controller):
         "/{script_id:uuid}",
         summary="Get a script with its active version",
         responses=errors(400, 401, 403, 404),
+        response_headers=ETAG_HEADER,
     )
     async def get_script(
         self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID]
-    ) -> ScriptDetail:
+    ) -> Response[ScriptDetail]:
         script, active = await scripts.get_detail(tenant_id, script_id)
-        return ScriptDetail.of_pair(script, active)
+        return _with_etag(ScriptDetail.of_pair(script, active), script_etag(script))
 
     @patch(
         "/{script_id:uuid}",
         summary="Change a script's metadata or status",
         description="Absent fields are unchanged. Logs UPDATE with diffJson {field: {from, to}}, or "
         "ARCHIVE when the status becomes ARCHIVED. A request that changes nothing logs nothing.",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        responses=errors(400, 401, 403, 404, 409, 412, 413),
+        response_headers=ETAG_HEADER,
     )
     async def update_script(
         self,
@@ -149,10 +175,12 @@ class ScriptController(Controller):
         actor: CurrentActor,
         script_id: FromPath[UUID],
         data: ScriptUpdateBody,
-    ) -> ScriptDetail:
+        if_match: IfMatch = None,
+    ) -> Response[ScriptDetail]:
         ensure_same_tenant(tenant_id, data.tenant_id or None)
-        script, active = await scripts.update_script(tenant_id, actor, script_id, data)
-        return ScriptDetail.of_pair(script, active)
+        expected = parse_if_match(if_match) if if_match is not None else None
+        script, active = await scripts.update_script(tenant_id, actor, script_id, data, expected)
+        return _with_etag(ScriptDetail.of_pair(script, active), script_etag(script))
 
     @post(
         "/{script_id:uuid}/versions",
@@ -203,6 +231,7 @@ class ScriptController(Controller):
         "and logs PUBLISH, or ROLLBACK when it is older than the active one. Publishing the active "
         "version again changes nothing.",
         responses=errors(400, 401, 403, 404, 409),
+        response_headers=ETAG_HEADER,
     )
     async def publish_version(
         self,
@@ -211,9 +240,9 @@ class ScriptController(Controller):
         actor: CurrentActor,
         script_id: FromPath[UUID],
         version: FromPath[int],
-    ) -> ScriptDetail:
+    ) -> Response[ScriptDetail]:
         script, active = await scripts.publish(tenant_id, actor, script_id, version)
-        return ScriptDetail.of_pair(script, active)
+        return _with_etag(ScriptDetail.of_pair(script, active), script_etag(script))
 
     @get(
         "/{script_id:uuid}/audit",

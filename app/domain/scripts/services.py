@@ -25,11 +25,12 @@ from app.domain.events.store import append_event
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate
 from app.lib.db import constraint_name
-from app.lib.errors import Conflict, NotFound
+from app.lib.errors import Conflict, NotFound, PreconditionFailed
+from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.uow import commit
 
-__all__ = ["ScriptService"]
+__all__ = ["ScriptService", "script_etag"]
 
 # PATCH fields that are plain columns, in the order their diffs are reported.
 _PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
@@ -177,9 +178,20 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         return script
 
     async def update_script(
-        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: ScriptUpdate
+        self,
+        tenant_id: str,
+        actor: Actor,
+        script_id: uuid.UUID,
+        data: ScriptUpdate,
+        if_match: list[str] | None = None,
     ) -> tuple[Script, ScriptVersion | None]:
         script = await self._lock_script(tenant_id, script_id)
+        # Compared under the row lock: of two editors holding the same ETag, exactly one wins.
+        if if_match is not None and not matches(if_match, script_etag(script)):
+            await self.session.rollback()
+            raise PreconditionFailed(
+                "The script changed since you read it (If-Match does not match its ETag); reload and retry."
+            )
         diff: dict[str, dict[str, Any]] = {}
         for field in _PATCHABLE:
             new = getattr(data, field)
@@ -373,6 +385,13 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 updated_at=now,
             )
         )
+
+
+def script_etag(script: Script) -> str:
+    """Every change to a script (metadata, status, a new or published version) moves updated_at."""
+    return make_etag(
+        script.id, script.updated_at.isoformat(), script.latest_version, script.active_version_id
+    )
 
 
 def _script_not_found() -> NotFound:
