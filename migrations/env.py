@@ -7,18 +7,16 @@ makes the second one wait and then find nothing left to do.
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import text
-
 from advanced_alchemy.base import metadata_registry
 from alembic import context
+from sqlalchemy import text
 
 import app.db  # noqa: F401  (registers every model on the metadata)
 
 if TYPE_CHECKING:
+    from advanced_alchemy.alembic.commands import AlembicCommandConfig
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from advanced_alchemy.alembic.commands import AlembicCommandConfig
 
 config: "AlembicCommandConfig" = context.config  # type: ignore[assignment]
 MIGRATION_LOCK_KEY = 7_311_420_001  # arbitrary and constant: "scriptworks migrations"

@@ -147,7 +147,8 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     assert set(body) <= {"code", "message", "details", "correlationId"}, body
     assert response.headers["content-type"].startswith("application/json")
     return body

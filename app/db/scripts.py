@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,

@@ -51,7 +51,7 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
     details: Any = None
-    correlationId: str | None = None  # noqa: N815 (wire name)
+    correlationId: str | None = None
 
 
 class ApiError(Exception):

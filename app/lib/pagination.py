@@ -33,7 +33,7 @@ MAX_LIMIT = 200
 
 class Page(msgspec.Struct, Generic[T]):
     items: list[T]
-    nextCursor: str | None  # noqa: N815 (wire name)
+    nextCursor: str | None
 
 
 @dataclass(frozen=True, slots=True)

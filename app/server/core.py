@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 import anyio
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
@@ -38,7 +38,7 @@ routes need `x-tenant-id`. Errors are always `{code, message, details}`.
 """
 
 
-def _lifespan(settings: Settings):  # noqa: ANN202 (Litestar lifespan factory)
+def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Starting PostgreSQL and migrating block; keep them off the event loop.
@@ -50,7 +50,7 @@ def _lifespan(settings: Settings):  # noqa: ANN202 (Litestar lifespan factory)
     return lifespan
 
 
-def _stop_embedded_database(settings: Settings):  # noqa: ANN202
+def _stop_embedded_database(settings: Settings):
     def stop() -> None:
         # Runs after the SQLAlchemy plugin disposed its engine: the database goes last.
         if settings.uses_embedded_database:

@@ -29,7 +29,6 @@ from app.lib.openapi import errors
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
 
-
 __all__ = ["ScriptController"]
 
 Scripts = NamedDependency[ScriptService]

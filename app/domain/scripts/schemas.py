@@ -51,14 +51,14 @@ class ScriptUpdate(CamelStruct):
 
     name: Name | UnsetType = UNSET
     slug: Slug | UnsetType = UNSET
-    description: Text | None | UnsetType = UNSET
+    description: Text | UnsetType | None = UNSET
     status: ScriptStatus | UnsetType = UNSET
     labels: Tags | UnsetType = UNSET
     intents: Tags | UnsetType = UNSET
     language_codes: Tags | UnsetType = UNSET
-    embedding_key: EmbeddingKey | None | UnsetType = UNSET
-    note: Note | None | UnsetType = UNSET
-    tenant_id: TenantClaim | None | UnsetType = UNSET
+    embedding_key: EmbeddingKey | UnsetType | None = UNSET
+    note: Note | UnsetType | None = UNSET
+    tenant_id: TenantClaim | UnsetType | None = UNSET
 
 
 class VersionCreate(CamelStruct):
