@@ -46,6 +46,8 @@ DATA_TYPE_OF_STEP = {
     "report": "reportData",
 }
 
+# None is stored as SQL NULL, never as the JSON value null (CHECKs count non-null values).
+Json = JSONB(none_as_null=True)
 # Times a runner reports or reads back are kept to the millisecond, as the API shows them.
 MillisecondTime = TIMESTAMP(timezone=True, precision=3)
 
@@ -84,7 +86,7 @@ class Run(TenantScoped, Base):
     schedule_id: Mapped[uuid.UUID | None] = mapped_column()
     planned_at: Mapped[datetime.datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     triggering_event_id: Mapped[uuid.UUID | None] = mapped_column()
-    event_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    event_data: Mapped[dict[str, Any] | None] = mapped_column(Json)
     started_by_id: Mapped[str | None] = mapped_column(String(128))
     connector_type: Mapped[str | None] = mapped_column(String(100))
     connector_key: Mapped[str | None] = mapped_column(String(200))
@@ -146,7 +148,7 @@ class RunVariable(TenantScoped, Base):
     str_val: Mapped[str | None] = mapped_column(Text)
     num_val: Mapped[float | None] = mapped_column(Double)
     bool_val: Mapped[bool | None] = mapped_column(Boolean)
-    json_val: Mapped[Any | None] = mapped_column(JSONB)
+    json_val: Mapped[Any | None] = mapped_column(Json)
 
     __table_args__ = (
         # Also the index that reads a run's variables in key order.
@@ -165,7 +167,7 @@ class RunStep(TenantScoped, Base):
     step_type: Mapped[str] = mapped_column(String(32))
     next_node_id: Mapped[str | None] = mapped_column(String(200))
     executed_at: Mapped[datetime.datetime] = mapped_column(MillisecondTime)
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    data: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (
         CheckConstraint(_in("step_type", STEP_TYPES), name=conv("ck_run_steps_step_type")),

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
 from app.config import Settings, get_settings
+from app.domain.runs.controllers import RunController
 from app.domain.scripts.controllers import ScriptController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     return Litestar(
-        route_handlers=[HealthController, ScriptController],
+        route_handlers=[HealthController, ScriptController, RunController],
         plugins=[SQLAlchemyPlugin(config=alchemy_config(settings))],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"BearerToken": []}],
             tags=[
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
+                Tag(name="Runs", description="Runs of script versions, their variables and executed steps."),
                 Tag(name="Operations", description="Health and readiness."),
             ],
             use_handler_docstrings=False,
