@@ -9,7 +9,7 @@ import msgspec
 from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import KwargDefinition
 
-__all__ = ["CamelStruct", "Timestamp", "timestamp", "timestamp_or_none"]
+__all__ = ["CamelStruct", "Timestamp", "TimestampOrNone", "timestamp", "timestamp_or_none"]
 
 
 class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -19,6 +19,12 @@ class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 # Times go out as RFC 3339 UTC with exactly three fraction digits, e.g. 2026-01-01T12:00:00.000Z.
 Timestamp = Annotated[
     str,
+    KwargDefinition(format=OpenAPIFormat.DATE_TIME, examples=[]),
+]
+
+# ``Timestamp | None`` cannot be written: a union of Annotated types hashes their metadata.
+TimestampOrNone = Annotated[
+    str | None,
     KwargDefinition(format=OpenAPIFormat.DATE_TIME, examples=[]),
 ]
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Actor
@@ -20,10 +20,9 @@ from tests.support.runs import script_with_version, start_run
 
 @pytest.fixture
 async def runs_service(database_url: str) -> AsyncIterator[RunService]:
-    """The run service on its own session, for runs the HTTP API cannot start yet (event triggers)."""
+    """The run service on its own engine, for runs the HTTP API cannot start yet (event triggers)."""
     engine = create_async_engine(database_url, poolclass=NullPool)
-    async with AsyncSession(engine, expire_on_commit=False) as session:
-        yield RunService(session=session)
+    yield RunService(engine)
     await engine.dispose()
 
 
@@ -103,7 +102,11 @@ async def test_runs_are_filtered_by_trigger_type_and_triggering_event(
             tenant,
             Actor(id="trigger", roles=frozenset()),
             RunCreate(script_id=uuid.UUID(script_id), version=version),
-            RunSource(trigger_type="EVENT_TRIGGER", triggering_event_id=triggering_event),
+            RunSource(
+                trigger_type="EVENT_TRIGGER",
+                triggering_event_id=triggering_event,
+                event_data={"subject": "device-1", "payload": {"room": "kitchen"}},
+            ),
         )
 
     assert await list_ids(api, triggerType="API_RUN") == [by_hand["id"]]
@@ -112,6 +115,7 @@ async def test_runs_are_filtered_by_trigger_type_and_triggering_event(
     (event_run,) = (await api.get("/runs", params={"triggeringEventId": str(event_id)})).json()["items"]
     assert (event_run["triggerType"], event_run["triggeringEventId"]) == ("EVENT_TRIGGER", str(event_id))
     assert event_run["startedById"] == "trigger"
+    assert event_run["eventData"] == {"subject": "device-1", "payload": {"room": "kitchen"}}
 
 
 async def test_from_is_inclusive_and_to_exclusive_on_started_at(api: Api) -> None:

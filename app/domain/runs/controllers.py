@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from typing import Annotated, Any, cast
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Actor
 from app.domain.runs.schemas import (
@@ -35,14 +36,28 @@ __all__ = ["RunController"]
 
 Runs = NamedDependency[RunService]
 Tenant = NamedDependency[str]
-CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[PageParams]
+
+
+# Where the SQLAlchemy plugin keeps its engine (advanced-alchemy's default ``engine_app_state_key``).
+ENGINE_STATE_KEY = "db_engine"
+
+
+async def provide_run_service(state: State, tenant_id: Tenant) -> RunService:
+    """The run service on the app's engine.
+
+    It takes ``tenant_id`` only to chain after it: Litestar resolves a batch of independent
+    dependencies in a task group, a sizeable share of the CPU time of the hot ``POST /runs``;
+    chained, every batch holds one. For the same reason the handlers read the caller
+    from ``request.user`` (what the ``actor`` dependency returns) instead of a second dependency.
+    """
+    return RunService(cast("AsyncEngine", state[ENGINE_STATE_KEY]))
 
 
 class RunController(Controller):
     path = "/runs"
     tags = ["Runs"]
-    dependencies = {"runs": Provide(create_service_provider(RunService))}
+    dependencies = {"runs": Provide(provide_run_service)}
 
     @post(
         "/",
@@ -54,10 +69,10 @@ class RunController(Controller):
         responses=errors(400, 401, 403, 404, 413, 422),
     )
     async def start_run(
-        self, runs: Runs, tenant_id: Tenant, actor: CurrentActor, data: JSONBody[RunCreate]
+        self, runs: Runs, tenant_id: Tenant, request: Request[Actor, Any, Any], data: JSONBody[RunCreate]
     ) -> RunStarted:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        return RunStarted.of(await runs.start_run(tenant_id, actor, data))
+        return RunStarted.of(await runs.start_run(tenant_id, request.user, data))
 
     @get(
         "/",
@@ -106,7 +121,7 @@ class RunController(Controller):
             started_from=started_from,
             started_before=started_before,
         )
-        return build_page(rows, page, lambda r: (r.started_at, r.id), RunOut.of)
+        return build_page(rows, page, lambda r: (r["started_at"], r["id"]), RunOut.of)
 
     @get(
         "/{run_id:uuid}",

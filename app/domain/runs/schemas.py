@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from app.domain.runs.step_data import StepData, StepType
 from app.lib.errors import ValidationFailed
-from app.lib.schema import CamelStruct, Timestamp, timestamp, timestamp_or_none
+from app.lib.schema import CamelStruct, Timestamp, TimestampOrNone, timestamp, timestamp_or_none
 
 __all__ = [
     "MAX_BATCH",
@@ -91,18 +91,18 @@ class RunOut(CamelStruct):
     status: RunStatus
     trigger_type: TriggerType
     schedule_id: UUID | None
-    planned_at: Timestamp | None
+    planned_at: TimestampOrNone
     triggering_event_id: UUID | None
     event_data: dict[str, Any] | None
     started_by_id: str | None
     connector_type: str | None
     connector_key: str | None
     started_at: Timestamp
-    ended_at: Timestamp | None
+    ended_at: TimestampOrNone
 
     @classmethod
-    def of(cls, row: Any) -> RunOut:
-        """From a Run model or a row that has the run's columns by name."""
+    def of(cls, row: Mapping[str, Any]) -> RunOut:
+        """From the run's columns by name."""
         return cls(**_run_fields(row))
 
 
@@ -112,8 +112,8 @@ class RunStarted(RunOut):
     run_id: UUID
 
     @classmethod
-    def of(cls, row: Any) -> RunStarted:
-        return cls(**_run_fields(row), run_id=row.id)
+    def of(cls, row: Mapping[str, Any]) -> RunStarted:
+        return cls(**_run_fields(row), run_id=row["id"])
 
 
 class VariableOut(CamelStruct):
@@ -165,7 +165,7 @@ class RunDetail(RunOut):
     steps: list[StepOut]
 
     @classmethod
-    def of_parts(cls, run: Any, variables: Sequence[Any], steps: Sequence[Any]) -> RunDetail:
+    def of_parts(cls, run: Mapping[str, Any], variables: Sequence[Any], steps: Sequence[Any]) -> RunDetail:
         return cls(
             **_run_fields(run),
             vars=[VariableOut.of(v) for v in variables],
@@ -173,23 +173,23 @@ class RunDetail(RunOut):
         )
 
 
-def _run_fields(row: Any) -> dict[str, Any]:
+def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "tenant_id": row.tenant_id,
-        "script_id": row.script_id,
-        "version": row.version,
-        "status": row.status,
-        "trigger_type": row.trigger_type,
-        "schedule_id": row.schedule_id,
-        "planned_at": timestamp_or_none(row.planned_at),
-        "triggering_event_id": row.triggering_event_id,
-        "event_data": row.event_data,
-        "started_by_id": row.started_by_id,
-        "connector_type": row.connector_type,
-        "connector_key": row.connector_key,
-        "started_at": timestamp(row.started_at),
-        "ended_at": timestamp_or_none(row.ended_at),
+        "id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "script_id": row["script_id"],
+        "version": row["version"],
+        "status": row["status"],
+        "trigger_type": row["trigger_type"],
+        "schedule_id": row["schedule_id"],
+        "planned_at": timestamp_or_none(row["planned_at"]),
+        "triggering_event_id": row["triggering_event_id"],
+        "event_data": row["event_data"],
+        "started_by_id": row["started_by_id"],
+        "connector_type": row["connector_type"],
+        "connector_key": row["connector_key"],
+        "started_at": timestamp(row["started_at"]),
+        "ended_at": timestamp_or_none(row["ended_at"]),
     }
 
 
