@@ -106,12 +106,21 @@ class Run(TenantScoped, Base):
         CheckConstraint(TRIGGER_SOURCE_CHECK, name=conv("ck_runs_trigger_source")),
         CheckConstraint("(status = 'RUNNING') = (ended_at IS NULL)", name=conv("ck_runs_ended_at")),
         CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name=conv("ck_runs_ended_after_start")),
-        # GET /runs: newest first per tenant, alone or with one filter; see README "Runs: indexes".
+        # GET /runs: newest first per tenant, by each filter and by script and status together;
+        # README "Runs: indexes" says which index serves which query.
         Index("ix_runs_tenant_started", "tenant_id", text("started_at DESC"), text("id DESC")),
         Index(
             "ix_runs_tenant_script_started",
             "tenant_id",
             "script_id",
+            text("started_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_runs_tenant_script_status_started",
+            "tenant_id",
+            "script_id",
+            "status",
             text("started_at DESC"),
             text("id DESC"),
         ),

@@ -81,10 +81,11 @@ def upgrade() -> None:
             "ended_at IS NULL OR ended_at >= started_at", name=op.f("ck_runs_ended_after_start")
         ),
     )
-    # GET /runs, newest first, alone or with one filter; README "Runs: indexes" says which
-    # index serves which query.
+    # GET /runs, newest first: by each filter, and by script and status together. README
+    # "Runs: indexes" says which index serves which query.
     _newest_first("ix_runs_tenant_started", "runs", "tenant_id")
     _newest_first("ix_runs_tenant_script_started", "runs", "tenant_id", "script_id")
+    _newest_first("ix_runs_tenant_script_status_started", "runs", "tenant_id", "script_id", "status")
     _newest_first("ix_runs_tenant_status_started", "runs", "tenant_id", "status")
     _newest_first("ix_runs_tenant_trigger_started", "runs", "tenant_id", "trigger_type")
     _newest_first(

@@ -6,11 +6,16 @@ starts a run: that is the hot path, so it is plain SQL handed straight to the as
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, text, update
+import datetime
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.db.runs import Run, RunStep, RunVariable
 from app.db.scripts import ScriptVersion
+from app.lib.pagination import Keyset, PageParams
 
 runs = Run.__table__
 versions = ScriptVersion.__table__
@@ -66,7 +71,36 @@ GET_RUN = select(*RUN_COLUMNS).where(
 RUN_STATUS = select(runs.c.status).where(
     runs.c.id == bindparam("run_id"), runs.c.tenant_id == bindparam("tenant_id")
 )
-LIST_RUNS = select(*RUN_COLUMNS)
+
+
+def list_runs(
+    tenant_id: str,
+    page: PageParams,
+    *,
+    script_id: uuid.UUID | None = None,
+    status: str | None = None,
+    trigger_type: str | None = None,
+    triggering_event_id: uuid.UUID | None = None,
+    started_from: datetime.datetime | None = None,
+    started_before: datetime.datetime | None = None,
+) -> Select[Any]:
+    """A keyset page of the tenant's runs, newest first; each filter is served by an index
+    (README, "Runs: indexes")."""
+    statement = select(*RUN_COLUMNS).where(runs.c.tenant_id == tenant_id)
+    if script_id is not None:
+        statement = statement.where(runs.c.script_id == script_id)
+    if status is not None:
+        statement = statement.where(runs.c.status == status)
+    if trigger_type is not None:
+        statement = statement.where(runs.c.trigger_type == trigger_type)
+    if triggering_event_id is not None:
+        statement = statement.where(runs.c.triggering_event_id == triggering_event_id)
+    if started_from is not None:
+        statement = statement.where(runs.c.started_at >= started_from)
+    if started_before is not None:
+        statement = statement.where(runs.c.started_at < started_before)
+    return Keyset(("started_at", "id"), page).append_to_statement(statement, Run)
+
 
 # The run's state and version, share-locked against a concurrent finish until the steps are in.
 RUN_FOR_STEPS = (

@@ -22,12 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from uuid_utils.compat import uuid7
 
 from app.config import Actor
-from app.db.runs import Run
 from app.domain.runs import queries
 from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
 from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
 from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
 
 __all__ = ["API_RUN", "RunService", "RunSource"]
 
@@ -93,20 +92,16 @@ class RunService:
                 "`from` must not be after `to`.",
                 details=[{"field": "from", "message": "is after `to`", "source": "query"}],
             )
-        statement = queries.LIST_RUNS.where(Run.tenant_id == tenant_id)
-        if script_id is not None:
-            statement = statement.where(Run.script_id == script_id)
-        if status is not None:
-            statement = statement.where(Run.status == status)
-        if trigger_type is not None:
-            statement = statement.where(Run.trigger_type == trigger_type)
-        if triggering_event_id is not None:
-            statement = statement.where(Run.triggering_event_id == triggering_event_id)
-        if started_from is not None:
-            statement = statement.where(Run.started_at >= started_from)
-        if started_before is not None:
-            statement = statement.where(Run.started_at < started_before)
-        statement = Keyset(("started_at", "id"), page).append_to_statement(statement, Run)
+        statement = queries.list_runs(
+            tenant_id,
+            page,
+            script_id=script_id,
+            status=status,
+            trigger_type=trigger_type,
+            triggering_event_id=triggering_event_id,
+            started_from=started_from,
+            started_before=started_before,
+        )
         async with self._autocommit() as conn:
             return [row._mapping for row in await conn.execute(statement)]
 
