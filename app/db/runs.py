@@ -26,7 +26,6 @@ from sqlalchemy.sql.naming import conv
 from app.db.base import Base, TenantScoped
 
 __all__ = [
-    "FINISHED_STATUSES",
     "RUN_STATUSES",
     "STEP_TYPES",
     "TRIGGER_TYPES",
@@ -36,7 +35,6 @@ __all__ = [
 ]
 
 RUN_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
-FINISHED_STATUSES = ("SUCCEEDED", "FAILED", "CANCELLED")
 TRIGGER_TYPES = ("API_RUN", "SCHEDULED_TASK", "EVENT_TRIGGER", "ENDPOINT_REQUEST", "LIFECYCLE_HOOK")
 STEP_TYPES = ("say", "wait", "closedQuestion", "multipleChoice", "report", "statusCheck")
 # The data tag each step type may carry; step types absent here take no data.

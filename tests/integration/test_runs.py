@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -191,6 +192,27 @@ async def test_finish_with_a_different_status_is_409_run_finished(api: Api) -> N
 
     assert_error(response, 409, "RUN_FINISHED")
     assert (await get_run(api, run["id"]))["status"] == "SUCCEEDED"
+
+
+async def test_finish_with_another_tenant_id_in_body_is_403(api: Api) -> None:
+    run = await start_run(api)
+
+    response = await api.post(f"/runs/{run['id']}/finish", json={"status": "FAILED", "tenantId": "other"})
+
+    assert_error(response, 403, "TENANT_MISMATCH")
+    assert (await get_run(api, run["id"]))["status"] == "RUNNING"
+
+
+async def test_concurrent_finishes_with_different_statuses_have_one_winner(api: Api) -> None:
+    run = await start_run(api)
+
+    responses = await asyncio.gather(
+        *(api.post(f"/runs/{run['id']}/finish", json={"status": s}) for s in ("SUCCEEDED", "FAILED"))
+    )
+
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    assert (await get_run(api, run["id"]))["status"] == winner["status"]
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "DONE", None])

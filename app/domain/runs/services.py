@@ -6,6 +6,10 @@ single statement does the whole change it runs autocommitted, in one round trip 
 COMMIT, no read-after-write: ``RETURNING`` gives the row back). A second query runs only to
 explain why a statement changed nothing. Recording steps needs a check between a read and the
 insert, so it is the one explicit transaction. The SQL itself lives in ``queries``.
+
+Lifecycle events (``Run.Started``, ``Run.Finished``) are to be stored with their change: in
+``START_RUN`` and ``FINISH_RUN`` as a data-modifying CTE, so the run row and its event still
+commit together in the one statement.
 """
 
 from __future__ import annotations
