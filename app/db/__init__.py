@@ -4,6 +4,7 @@ from app.db.base import Base, TenantScoped
 from app.db.commands import Command
 from app.db.events import Event
 from app.db.idempotency import IdempotencyKey
+from app.db.runs import Run, RunStep, RunVariable
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 
 __all__ = [
@@ -12,6 +13,9 @@ __all__ = [
     "Command",
     "Event",
     "IdempotencyKey",
+    "Run",
+    "RunStep",
+    "RunVariable",
     "Script",
     "ScriptVersion",
     "TenantScoped",

@@ -156,7 +156,23 @@ _HTTP_CODES = {
 }
 
 
-def _validation_details(extra: Any) -> list[dict[str, Any]] | None:
+# msgspec's own location of a body error, e.g. "... - at `$.data[3].key`" for an array body.
+_BODY_LOCATION = re.compile(r" - at `\$\.data(?P<path>(?:\[\d+\]|\.[^`]+)+)`$")
+
+
+def _body_location(cause: BaseException | None) -> str | None:
+    """Where in the body a decoding error lies, when Litestar's own report dropped it.
+
+    Litestar keeps the location of errors inside object bodies but loses it for array bodies
+    (it reports just ``data``); the msgspec error it chains still has it.
+    """
+    if not isinstance(cause, msgspec.ValidationError):
+        return None
+    match = _BODY_LOCATION.search(str(cause))
+    return match.group("path").removeprefix(".") if match else None
+
+
+def _validation_details(extra: Any, cause: BaseException | None = None) -> list[dict[str, Any]] | None:
     if not isinstance(extra, list):
         return None
     details: list[dict[str, Any]] = []
@@ -172,12 +188,12 @@ def _validation_details(extra: Any) -> list[dict[str, Any]] | None:
             missing = _MISSING_FIELD.match(message)
             if missing:
                 # msgspec names a missing field in the message, not in the location.
-                parent = missing.group("at")
+                parent = missing.group("at") or _body_location(cause)
                 field = f"{parent}.{missing.group('name')}" if parent else missing.group("name")
                 message = "required field is missing"
             elif field == "data":
                 # A missing or wrongly typed body is reported under the parameter's name.
-                field = "body"
+                field = _body_location(cause) or "body"
                 if message == "'data'":
                     message = "a JSON body is required"
         entry = {"field": field, "message": message}
@@ -194,7 +210,7 @@ def _from_http_exception(exc: HTTPException) -> tuple[int, str, str, Any, dict[s
         return status, code, default_message, None, None
     headers = dict(exc.headers) if exc.headers else None
     if isinstance(exc, ValidationException):
-        details = _validation_details(exc.extra)
+        details = _validation_details(exc.extra, exc.__cause__)
         return 400, code, _validation_message(details) or "The request is not valid.", details, headers
     if status == 400:
         # Litestar raises a bare 400 when the body cannot be decoded at all.

@@ -9,7 +9,7 @@ import msgspec
 from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import KwargDefinition
 
-__all__ = ["CamelStruct", "Timestamp", "timestamp", "timestamp_or_none"]
+__all__ = ["CamelStruct", "Timestamp", "TimestampOrNone", "timestamp", "timestamp_or_none"]
 
 
 class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -20,6 +20,12 @@ class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 Timestamp = Annotated[
     str,
     KwargDefinition(format=OpenAPIFormat.DATE_TIME),
+]
+
+# ``Timestamp | None`` cannot be written: a union of Annotated types hashes their metadata.
+TimestampOrNone = Annotated[
+    str | None,
+    KwargDefinition(format=OpenAPIFormat.DATE_TIME, examples=[]),
 ]
 
 

@@ -21,6 +21,7 @@ from app.config import Settings, get_settings
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
+from app.domain.runs.controllers import RunController
 from app.domain.scripts.controllers import ScriptController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
@@ -99,7 +100,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     database = alchemy_config(settings)
     return Litestar(
-        route_handlers=[HealthController, ScriptController, CommandController, EventStreamController],
+        route_handlers=[
+            HealthController,
+            ScriptController,
+            RunController,
+            CommandController,
+            EventStreamController,
+        ],
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),
@@ -138,11 +145,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
                 Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
                 Tag(name="Events", description="Live events over Server-Sent Events."),
+                Tag(name="Runs", description="Runs of script versions, their variables and executed steps."),
                 Tag(name="Operations", description="Health and readiness."),
             ],
             use_handler_docstrings=False,
         ),
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "database": database}),
         logging_config=None,
         debug=False,
     )

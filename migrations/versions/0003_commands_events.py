@@ -1,7 +1,7 @@
 """The command outbox and the event store, with the NOTIFY triggers that wake workers and hubs.
 
 Revision ID: 0003_commands_events
-Revises: 0001_scripts
+Revises: 0002_runs
 Create Date: 2026-11-22
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_commands_events"
-down_revision = "0001_scripts"
+down_revision = "0002_runs"
 branch_labels = None
 depends_on = None
 

@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
 
-from tests.conftest import Api, assert_error
+from app.server.core import create_app
+from tests.conftest import Api, assert_error, make_settings, new_tenant
+from tests.support.database import scratch_database
+
+
+@pytest.fixture(scope="module")
+def outbox_database(server_url: str, template_url: str) -> Iterator[str]:
+    """A database no worker drains, so a command stays visibly PENDING."""
+    with scratch_database(server_url, template=make_url(template_url).database) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def outbox_http(outbox_database: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(outbox_database))
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        yield client
+
+
+@pytest.fixture
+def api(outbox_http: httpx.AsyncClient, tenant: str) -> Api:
+    return Api(outbox_http, tenant)
+
+
+@pytest.fixture
+def other_api(outbox_http: httpx.AsyncClient) -> Api:
+    return Api(outbox_http, new_tenant())
 
 COMMAND = {"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u-1"}, "payload": {"email": "a@b.c"}}
 

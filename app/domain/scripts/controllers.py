@@ -42,7 +42,7 @@ IfMatch = Annotated[
     HeaderParameter(
         name="If-Match",
         required=False,
-        description='The ETag you read (strong, quoted); on mismatch 412 PRECONDITION_FAILED; "*" matches any.',
+        description='The ETag you read, quoted; on mismatch 412 PRECONDITION_FAILED; "*" matches any.',
         max_length=1024,
     ),
 ]

@@ -1,0 +1,1 @@
+"""Runs of script versions, their typed variables and executed steps."""

@@ -1,0 +1,170 @@
+"""HTTP surface of runs, their variables and steps (``/runs``)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app.config import Actor
+from app.domain.runs.schemas import (
+    RunCreate,
+    RunDetail,
+    RunFinish,
+    RunOut,
+    RunStarted,
+    RunStatus,
+    StepIn,
+    StepOut,
+    TriggerType,
+    VariableIn,
+    VariableOut,
+)
+from app.domain.runs.services import RunService
+from app.lib.openapi import errors
+from app.lib.pagination import Page, PageParams, build_page
+from app.lib.tenancy import ensure_same_tenant
+
+__all__ = ["RunController"]
+
+Runs = NamedDependency[RunService]
+Tenant = NamedDependency[str]
+Paging = NamedDependency[PageParams]
+
+
+async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant) -> RunService:
+    """The run service on the request's session (which opens no connection until used).
+
+    It takes ``tenant_id`` only to chain after it, and asks the database config for the session
+    instead of depending on ``db_session``: Litestar resolves a batch of independent dependencies
+    in a task group, a sizeable share of the CPU time of the hot ``POST /runs``; chained, every
+    batch holds one. For the same reason the handlers read the caller from ``request.user``
+    (what the ``actor`` dependency returns) instead of a second dependency.
+    """
+    state = request.app.state
+    return RunService(state.database.provide_session(state, request.scope))
+
+
+class RunController(Controller):
+    path = "/runs"
+    tags = ["Runs"]
+    dependencies = {"runs": Provide(provide_run_service)}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Start a run",
+        description="Starts an API_RUN of a version (published or not) of one of the tenant's scripts. "
+        "`startedById` defaults to the caller. The answer is the run, with `runId` equal to `id`. "
+        "Unknown script → 404; unknown version → 422 VERSION_NOT_FOUND.",
+        responses=errors(400, 401, 403, 404, 413, 422),
+    )
+    async def start_run(
+        self, runs: Runs, tenant_id: Tenant, request: Request[Actor, Any, Any], data: JSONBody[RunCreate]
+    ) -> RunStarted:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        return RunStarted.of(await runs.start_run(tenant_id, request.user, data))
+
+    @get(
+        "/",
+        summary="List runs",
+        description="Newest first (by startedAt, then id). `from` is inclusive and `to` exclusive, both on "
+        "startedAt.",
+        responses=errors(400, 401, 403),
+    )
+    async def list_runs(
+        self,
+        runs: Runs,
+        tenant_id: Tenant,
+        page: Paging,
+        script_id: Annotated[
+            UUID | None, QueryParameter(name="scriptId", description="Only runs of this script.")
+        ] = None,
+        status: Annotated[RunStatus | None, QueryParameter(description="Only runs in this status.")] = None,
+        trigger_type: Annotated[
+            TriggerType | None, QueryParameter(name="triggerType", description="Only runs started this way.")
+        ] = None,
+        triggering_event_id: Annotated[
+            UUID | None,
+            QueryParameter(name="triggeringEventId", description="Only runs started by this incoming event."),
+        ] = None,
+        started_from: Annotated[
+            datetime.datetime | None,
+            QueryParameter(name="from", description="Only runs started at or after this time (RFC 3339)."),
+        ] = None,
+        started_before: Annotated[
+            datetime.datetime | None,
+            QueryParameter(name="to", description="Only runs started before this time (RFC 3339)."),
+        ] = None,
+    ) -> Page[RunOut]:
+        rows = await runs.list_runs(
+            tenant_id,
+            page,
+            script_id=script_id,
+            status=status,
+            trigger_type=trigger_type,
+            triggering_event_id=triggering_event_id,
+            started_from=started_from,
+            started_before=started_before,
+        )
+        return build_page(rows, page, lambda r: (r["started_at"], r["id"]), RunOut.of)
+
+    @get(
+        "/{run_id:uuid}",
+        summary="Get a run with its variables and steps",
+        description="Variables in key order; steps in executedAt order.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def get_run(self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID]) -> RunDetail:
+        return RunDetail.of_parts(*await runs.get_run(tenant_id, run_id))
+
+    @post(
+        "/{run_id:uuid}/vars",
+        status_code=HTTP_200_OK,
+        summary="Set run variables",
+        description="A JSON array of up to 1000 `{key, strVal | numVal | boolVal | jsonVal}`, exactly one "
+        "value present and not null per item, each key once per request. Each key is inserted or "
+        "overwritten (all in one statement). Answers with the stored variables. A finished run takes "
+        "no variables (409 RUN_FINISHED).",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def upsert_variables(
+        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[list[VariableIn]]
+    ) -> list[VariableOut]:
+        return [VariableOut.of(v) for v in await runs.upsert_variables(tenant_id, run_id, data)]
+
+    @post(
+        "/{run_id:uuid}/steps",
+        status_code=HTTP_201_CREATED,
+        summary="Record executed steps",
+        description="A JSON array of up to 1000 steps. Every `nodeId` and `nextNodeId` must be a node of the "
+        "run's version graph (422 NODE_NOT_IN_VERSION), `stepType` must be that node's type "
+        "(422 STEP_TYPE_MISMATCH), and `data`, when present, must be the tag that fits the step type "
+        "(422 STEP_DATA_MISMATCH; types without a tag take no data). Nothing is stored unless every "
+        "step passes. Answers with the stored steps, in request order. A finished run takes no steps "
+        "(409 RUN_FINISHED).",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
+    async def record_steps(
+        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[list[StepIn]]
+    ) -> list[StepOut]:
+        return [StepOut.of(s) for s in await runs.record_steps(tenant_id, run_id, data)]
+
+    @post(
+        "/{run_id:uuid}/finish",
+        status_code=HTTP_200_OK,
+        summary="Finish a run",
+        description="Sets the final status and endedAt. Repeating the same finish changes nothing and "
+        "answers the run as it is; a different final status → 409 RUN_FINISHED.",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def finish_run(
+        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[RunFinish]
+    ) -> RunOut:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        return RunOut.of(await runs.finish_run(tenant_id, run_id, data.status))

@@ -1,0 +1,243 @@
+"""Wire shapes of runs, their variables and steps, and the batch rules msgspec cannot express."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+from app.domain.runs.step_data import StepData, StepType
+from app.lib.errors import ValidationFailed
+from app.lib.schema import CamelStruct, Timestamp, TimestampOrNone, timestamp, timestamp_or_none
+
+__all__ = [
+    "MAX_BATCH",
+    "FinishStatus",
+    "RunCreate",
+    "RunDetail",
+    "RunFinish",
+    "RunOut",
+    "RunStarted",
+    "RunStatus",
+    "StepIn",
+    "StepOut",
+    "TriggerType",
+    "VariableIn",
+    "VariableOut",
+    "check_steps",
+    "check_variables",
+]
+
+RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+FinishStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
+TriggerType = Literal["API_RUN", "SCHEDULED_TASK", "EVENT_TRIGGER", "ENDPOINT_REQUEST", "LIFECYCLE_HOOK"]
+TenantClaim = Annotated[str, Meta(max_length=64)]
+VersionNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
+ActorId = Annotated[str, Meta(min_length=1, max_length=128)]
+ConnectorType = Annotated[str, Meta(min_length=1, max_length=100)]
+ConnectorKey = Annotated[str, Meta(min_length=1, max_length=200)]
+VariableKey = Annotated[str, Meta(min_length=1, max_length=200)]
+NodeId = Annotated[str, Meta(min_length=1, max_length=200)]
+AwareTime = Annotated[datetime.datetime, Meta(tz=True)]
+
+# Items per POST of variables or steps; larger reports are split by the runner.
+MAX_BATCH = 1000
+
+
+class RunCreate(CamelStruct):
+    script_id: UUID
+    version: VersionNumber
+    started_by_id: ActorId | None = None
+    connector_type: ConnectorType | None = None
+    connector_key: ConnectorKey | None = None
+    tenant_id: TenantClaim | None = None
+
+
+class RunFinish(CamelStruct):
+    status: FinishStatus
+    tenant_id: TenantClaim | None = None
+
+
+class VariableIn(CamelStruct):
+    """One variable; exactly one of the four values must be present and not null."""
+
+    key: VariableKey
+    str_val: str | None = None
+    num_val: float | None = None
+    bool_val: bool | None = None
+    json_val: Any = None
+
+    def values(self) -> list[Any]:
+        return [v for v in (self.str_val, self.num_val, self.bool_val, self.json_val) if v is not None]
+
+
+class StepIn(CamelStruct):
+    node_id: NodeId
+    step_type: StepType
+    executed_at: AwareTime
+    next_node_id: NodeId | None = None
+    data: StepData | None = None
+
+
+class RunOut(CamelStruct):
+    id: UUID
+    tenant_id: str
+    script_id: UUID
+    version: int
+    status: RunStatus
+    trigger_type: TriggerType
+    schedule_id: UUID | None
+    planned_at: TimestampOrNone
+    triggering_event_id: UUID | None
+    event_data: dict[str, Any] | None
+    started_by_id: str | None
+    connector_type: str | None
+    connector_key: str | None
+    started_at: Timestamp
+    ended_at: TimestampOrNone
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunOut:
+        """From the run's columns by name."""
+        return cls(**_run_fields(row))
+
+
+class RunStarted(RunOut):
+    """The run just started; ``runId`` repeats ``id`` for runners that look for it."""
+
+    run_id: UUID
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunStarted:
+        return cls(**_run_fields(row), run_id=row["id"])
+
+
+class VariableOut(CamelStruct):
+    key: str
+    str_val: str | None
+    num_val: float | int | None
+    bool_val: bool | None
+    json_val: Any
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, row: Any) -> VariableOut:
+        return cls(
+            key=row.key,
+            str_val=row.str_val,
+            num_val=_number(row.num_val),
+            bool_val=row.bool_val,
+            json_val=row.json_val,
+            created_at=timestamp(row.created_at),
+            updated_at=timestamp(row.updated_at),
+        )
+
+
+class StepOut(CamelStruct):
+    id: UUID
+    node_id: str
+    step_type: StepType
+    next_node_id: str | None
+    executed_at: Timestamp
+    data: StepData | None
+
+    @classmethod
+    def of(cls, row: Any) -> StepOut:
+        return cls(
+            id=row.id,
+            node_id=row.node_id,
+            step_type=row.step_type,
+            next_node_id=row.next_node_id,
+            executed_at=timestamp(row.executed_at),
+            data=msgspec.convert(row.data, StepData) if row.data is not None else None,
+        )
+
+
+class RunDetail(RunOut):
+    """A run with its variables (by key) and steps (in executedAt order)."""
+
+    vars: list[VariableOut]
+    steps: list[StepOut]
+
+    @classmethod
+    def of_parts(cls, run: Mapping[str, Any], variables: Sequence[Any], steps: Sequence[Any]) -> RunDetail:
+        return cls(
+            **_run_fields(run),
+            vars=[VariableOut.of(v) for v in variables],
+            steps=[StepOut.of(s) for s in steps],
+        )
+
+
+def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "script_id": row["script_id"],
+        "version": row["version"],
+        "status": row["status"],
+        "trigger_type": row["trigger_type"],
+        "schedule_id": row["schedule_id"],
+        "planned_at": timestamp_or_none(row["planned_at"]),
+        "triggering_event_id": row["triggering_event_id"],
+        "event_data": row["event_data"],
+        "started_by_id": row["started_by_id"],
+        "connector_type": row["connector_type"],
+        "connector_key": row["connector_key"],
+        "started_at": timestamp(row["started_at"]),
+        "ended_at": timestamp_or_none(row["ended_at"]),
+    }
+
+
+def _number(value: float | None) -> float | int | None:
+    """Whole numbers go back out as integers (``42``, not ``42.0``) while a double holds them exactly."""
+    if value is not None and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+def _check_batch(items: Sequence[Any], noun: str) -> None:
+    if not items:
+        raise ValidationFailed(
+            f"Send at least one {noun}.", details=[{"field": "body", "message": "must not be empty"}]
+        )
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(
+            f"Send at most {MAX_BATCH} {noun}s per request.",
+            details=[{"field": "body", "message": f"has {len(items)} items, at most {MAX_BATCH} allowed"}],
+        )
+
+
+def check_variables(items: Sequence[VariableIn]) -> None:
+    """Exactly one value per item and each key once per request; every problem is reported."""
+    _check_batch(items, "variable")
+    problems: list[dict[str, str]] = []
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(items):
+        count = len(item.values())
+        if count != 1:
+            problems.append(
+                {
+                    "field": f"[{index}]",
+                    "message": f"exactly one of strVal, numVal, boolVal, jsonVal must be set, got {count}",
+                }
+            )
+        if item.key in first_index:
+            problems.append(
+                {
+                    "field": f"[{index}].key",
+                    "message": f"duplicate key {item.key!r} (also at [{first_index[item.key]}])",
+                }
+            )
+        else:
+            first_index[item.key] = index
+    if problems:
+        raise ValidationFailed(f"Invalid {problems[0]['field']}: {problems[0]['message']}", details=problems)
+
+
+def check_steps(items: Sequence[StepIn]) -> None:
+    _check_batch(items, "step")

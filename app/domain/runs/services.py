@@ -1,0 +1,295 @@
+"""The rules of runs: starting one, the variables and steps a runner reports, and finishing it.
+
+Runs are the hottest write path of the product, so this service works on plain connections
+rather than ORM objects: each public write is one unit of work, and wherever a single statement
+does the whole change it runs autocommitted, in one round trip (no BEGIN, no COMMIT, no
+read-after-write: ``RETURNING`` gives the row back). A second query runs only to explain why a
+statement changed nothing. Recording steps needs a check between a read and the insert, so it
+is an explicit transaction. The lifecycle events (``Run.Started``, ``Run.Finished``) are
+data-modifying CTEs of the same statements, so a run and its event commit together. The SQL
+itself lives in ``queries``.
+
+When the request carries an Idempotency-Key the request's session owns the transaction (see
+``app.lib.uow``): every statement then runs on that session's connection and the idempotency
+layer commits it together with the stored response.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from uuid_utils.compat import uuid7
+
+from app.config import Actor
+from app.domain.runs import queries
+from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
+from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
+from app.lib.correlation import current_correlation_id
+from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from app.lib.pagination import PageParams
+from app.lib.uow import DEFER_COMMIT
+
+__all__ = ["API_RUN", "RunService", "RunSource"]
+
+_encode_json = msgspec.json.Encoder().encode
+node_type_cache = NodeTypeCache()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSource:
+    """What started a run; the database CHECK keeps these consistent with the trigger type."""
+
+    trigger_type: str = "API_RUN"
+    schedule_id: uuid.UUID | None = None
+    planned_at: datetime.datetime | None = None
+    triggering_event_id: uuid.UUID | None = None
+    event_data: dict[str, Any] | None = None
+
+
+API_RUN = RunSource()
+
+
+class RunService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.engine: AsyncEngine = session.bind  # type: ignore[assignment]
+
+    @property
+    def _in_request_transaction(self) -> bool:
+        return bool(self.session.info.get(DEFER_COMMIT))
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """One statement, one round trip; or the request's transaction when it owns one."""
+        if self._in_request_transaction:
+            yield await self.session.connection()
+            return
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        if self._in_request_transaction:
+            yield await self.session.connection()
+            return
+        async with self.engine.begin() as conn:
+            yield conn
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def get_run(
+        self, tenant_id: str, run_id: uuid.UUID
+    ) -> tuple[Mapping[str, Any], list[Any], list[Any]]:
+        """The run, its variables by key and its steps in executedAt order."""
+        async with self._autocommit() as conn:
+            run = (
+                await conn.execute(queries.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
+            ).one_or_none()
+            if run is None:
+                raise _run_not_found()
+            variables = (await conn.execute(queries.RUN_VARIABLES, {"run_id": run_id})).all()
+            steps = (await conn.execute(queries.RUN_STEPS, {"run_id": run_id})).all()
+        return run._mapping, list(variables), list(steps)
+
+    async def list_runs(
+        self,
+        tenant_id: str,
+        page: PageParams,
+        *,
+        script_id: uuid.UUID | None = None,
+        status: str | None = None,
+        trigger_type: str | None = None,
+        triggering_event_id: uuid.UUID | None = None,
+        started_from: datetime.datetime | None = None,
+        started_before: datetime.datetime | None = None,
+    ) -> list[Mapping[str, Any]]:
+        """A page of the tenant's runs, newest first; ``started_from`` inclusive, ``started_before`` not."""
+        started_from, started_before = _as_utc(started_from), _as_utc(started_before)
+        if started_from is not None and started_before is not None and started_from > started_before:
+            raise ValidationFailed(
+                "`from` must not be after `to`.",
+                details=[{"field": "from", "message": "is after `to`", "source": "query"}],
+            )
+        statement = queries.list_runs(
+            tenant_id,
+            page,
+            script_id=script_id,
+            status=status,
+            trigger_type=trigger_type,
+            triggering_event_id=triggering_event_id,
+            started_from=started_from,
+            started_before=started_before,
+        )
+        async with self._autocommit() as conn:
+            return [row._mapping for row in await conn.execute(statement)]
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def start_run(
+        self, tenant_id: str, actor: Actor, data: RunCreate, source: RunSource = API_RUN
+    ) -> dict[str, Any]:
+        """Start a run of a version of one of the tenant's scripts: one statement, one round trip."""
+        async with self._autocommit() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            row = await driver.fetchrow(
+                queries.START_RUN,
+                uuid7(),
+                tenant_id,
+                data.script_id,
+                data.version,
+                source.trigger_type,
+                source.schedule_id,
+                source.planned_at,
+                source.triggering_event_id,
+                None if source.event_data is None else _encode_json(source.event_data).decode(),
+                data.started_by_id or actor.id,
+                data.connector_type,
+                data.connector_key,
+                _now(),
+                current_correlation_id(),
+            )
+            if row is None:
+                script_exists = await driver.fetchval(queries.SCRIPT_EXISTS, data.script_id, tenant_id)
+        if row is None:
+            if not script_exists:
+                raise NotFound("No script with this id.")
+            raise Unprocessable(
+                f"Version {data.version} of this script does not exist.",
+                code="VERSION_NOT_FOUND",
+                details=[{"field": "version", "message": "no such version of the script"}],
+            )
+        # The pool's connections decode JSON columns already (SQLAlchemy sets the codec up).
+        return dict(row.items())
+
+    async def upsert_variables(
+        self, tenant_id: str, run_id: uuid.UUID, items: Sequence[VariableIn]
+    ) -> list[Any]:
+        """Insert or overwrite variables by key, all in one statement, only while the run is RUNNING."""
+        check_variables(items)
+        async with self._autocommit() as conn:
+            stored = (
+                await conn.execute(
+                    queries.UPSERT_VARIABLES,
+                    {
+                        "run_id": run_id,
+                        "tenant_id": tenant_id,
+                        "now": _now(),
+                        "ids": [uuid7() for _ in items],
+                        "keys": [item.key for item in items],
+                        "str_vals": [item.str_val for item in items],
+                        "num_vals": [item.num_val for item in items],
+                        "bool_vals": [item.bool_val for item in items],
+                        "json_vals": [
+                            None if item.json_val is None else _encode_json(item.json_val).decode()
+                            for item in items
+                        ],
+                    },
+                )
+            ).all()
+            if not stored:
+                await self._explain_not_running(conn, tenant_id, run_id)
+        return list(stored)
+
+    async def record_steps(self, tenant_id: str, run_id: uuid.UUID, items: Sequence[StepIn]) -> list[Any]:
+        """Check every step against the version graph, then insert them all in one statement."""
+        check_steps(items)
+        async with self._transaction() as conn:
+            run = (
+                await conn.execute(queries.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
+            ).one_or_none()
+            if run is None:
+                raise _run_not_found()
+            if run.status != "RUNNING":
+                raise _run_finished(run.status)
+            node_types = node_type_cache.get(run.version_id)
+            if node_types is None:
+                nodes = await conn.scalar(queries.VERSION_NODES, {"version_id": run.version_id})
+                node_types = node_types_of(nodes)
+                node_type_cache.put(run.version_id, node_types)
+            problems = step_problems(items, node_types)
+            if problems:
+                raise Unprocessable(
+                    "The steps do not fit the run's version graph.",
+                    code=problems[0]["code"],
+                    details=problems,
+                )
+            stored = (
+                await conn.execute(
+                    queries.INSERT_STEPS,
+                    {
+                        "run_id": run_id,
+                        "tenant_id": tenant_id,
+                        "now": _now(),
+                        "ids": [uuid7() for _ in items],
+                        "node_ids": [item.node_id for item in items],
+                        "step_types": [item.step_type for item in items],
+                        "next_node_ids": [item.next_node_id for item in items],
+                        "executed_ats": [_to_millisecond(item.executed_at) for item in items],
+                        "datas": [
+                            None if item.data is None else _encode_json(item.data).decode() for item in items
+                        ],
+                    },
+                )
+            ).all()
+        return list(stored)
+
+    async def finish_run(self, tenant_id: str, run_id: uuid.UUID, status: str) -> Mapping[str, Any]:
+        """Finish a running run; the same finish again is a no-op, a different one a conflict."""
+        async with self._autocommit() as conn:
+            finish = {
+                "run_id": run_id,
+                "tenant_id": tenant_id,
+                "status": status,
+                "now": _now(),
+                "correlation_id": current_correlation_id(),
+            }
+            run = (await conn.execute(queries.FINISH_RUN, finish)).one_or_none()
+            if run is not None:
+                return run._mapping
+            current = (
+                await conn.execute(queries.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
+            ).one_or_none()
+        if current is None:
+            raise _run_not_found()
+        if current.status != status:
+            raise _run_finished(current.status)
+        return current._mapping
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    async def _explain_not_running(self, conn: AsyncConnection, tenant_id: str, run_id: uuid.UUID) -> None:
+        status = await conn.scalar(queries.RUN_STATUS, {"run_id": run_id, "tenant_id": tenant_id})
+        if status is None:
+            raise _run_not_found()
+        raise _run_finished(status)
+
+
+def _now() -> datetime.datetime:
+    """Now, to the millisecond: what is stored is exactly what the API shows."""
+    return _to_millisecond(datetime.datetime.now(datetime.UTC))
+
+
+def _to_millisecond(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+def _as_utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    """Query times without an offset are taken as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value
+
+
+def _run_not_found() -> NotFound:
+    return NotFound("No run with this id.")
+
+
+def _run_finished(status: str) -> Conflict:
+    return Conflict(f"The run has already finished ({status}).", code="RUN_FINISHED")
