@@ -38,6 +38,7 @@ def api(outbox_http: httpx.AsyncClient, tenant: str) -> Api:
 def other_api(outbox_http: httpx.AsyncClient) -> Api:
     return Api(outbox_http, new_tenant())
 
+
 COMMAND = {"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u-1"}, "payload": {"email": "a@b.c"}}
 
 

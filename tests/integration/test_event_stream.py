@@ -256,3 +256,28 @@ async def test_an_event_committed_late_with_a_lower_id_is_not_skipped(
         live_server.url, headers={**auth(tenant), "Last-Event-ID": held_event.id}
     ) as stream:
         assert data(await stream.next())["correlationId"] == later
+
+
+async def test_run_lifecycle_events_reach_the_stream(live_server: ServerProcess) -> None:
+    tenant = new_tenant()
+    async with (
+        EventStream(
+            live_server.url, params={"event": "Run.Started,Run.Finished"}, headers=auth(tenant)
+        ) as stream,
+        httpx.AsyncClient(base_url=live_server.url, headers=auth(tenant), timeout=10) as client,
+    ):
+        await stream.next(timeout=5, pings=True)
+        script = (await client.post("/scripts", json={"name": "R", "slug": "r"})).json()
+        await client.post(f"/scripts/{script['id']}/versions", json={"graphJson": {"nodes": [], "edges": []}})
+        run = (await client.post("/runs", json={"scriptId": script["id"], "version": 1})).json()
+        await client.post(f"/runs/{run['runId']}/finish", json={"status": "SUCCEEDED"})
+        started, finished = await stream.until(lambda frames: len(frames) == 2)
+
+    assert (started.event, finished.event) == ("Run.Started", "Run.Finished")
+    assert data(started)["payload"] == {
+        "runId": run["runId"],
+        "scriptId": script["id"],
+        "version": 1,
+        "triggerType": "API_RUN",
+    }
+    assert data(finished)["payload"]["status"] == "SUCCEEDED"

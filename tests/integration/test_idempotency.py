@@ -14,6 +14,7 @@ from app.config import Settings
 from app.lib.db import asyncpg_connect_kwargs
 from app.worker.maintenance import purge_expired_idempotency_keys
 from tests.conftest import Api, assert_error
+from tests.support.runs import script_with_version
 
 GRAPH = {"graphJson": {"nodes": [{"id": "a", "type": "say"}], "edges": []}}
 COMMAND = {"command": "Billing.Charge.v1", "actor": {"userId": "u"}, "payload": {"amount": 3}}
@@ -227,3 +228,48 @@ async def test_expired_keys_are_purged_and_live_ones_kept(api: Api, settings: Se
     assert_error(
         await api.post("/scripts", json={"name": "E", "slug": "e"}, headers=expiring), 409, "SLUG_TAKEN"
     )
+
+
+async def test_run_start_with_a_key_is_stored_with_the_run_in_one_transaction(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script_id, version = await script_with_version(api)
+    headers = key()
+    body = {"scriptId": script_id, "version": version}
+    real = idempotency._kept_headers
+    calls = {"n": 0}
+
+    def crash_once(raw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected crash")
+        return real(raw)
+
+    monkeypatch.setattr(idempotency, "_kept_headers", crash_once)
+
+    failed = await api.post("/runs", json=body, headers=headers)
+    assert_error(failed, 500, "INTERNAL_ERROR")
+    assert (await api.get("/runs", params={"scriptId": script_id})).json()["items"] == []
+
+    first = await api.post("/runs", json=body, headers=headers)
+    replay = await api.post("/runs", json=body, headers=headers)
+
+    assert first.status_code == replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.content == first.content
+    runs = (await api.get("/runs", params={"scriptId": script_id})).json()["items"]
+    assert [r["id"] for r in runs] == [first.json()["runId"]]
+
+
+async def test_run_steps_with_a_key_are_recorded_once(api: Api) -> None:
+    script_id, version = await script_with_version(api)
+    run = (await api.post("/runs", json={"scriptId": script_id, "version": version})).json()
+    steps = [{"nodeId": "greet", "stepType": "say", "executedAt": "2026-01-01T00:00:00.000Z"}]
+    headers = key()
+
+    await asyncio.gather(
+        *(api.post(f"/runs/{run['runId']}/steps", json=steps, headers=headers) for _ in range(5))
+    )
+
+    stored = (await api.get(f"/runs/{run['runId']}")).json()["steps"]
+    assert len(stored) == 1
