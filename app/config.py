@@ -48,6 +48,10 @@ class Settings:
     worker_retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
     worker_maintenance_seconds: float = 60.0
+    worker_heartbeat_stale_seconds: float = 15.0
+    ready_requires_worker: bool = False
+    command_retention_days: float = 30.0
+    metrics_port: int | None = None
     idempotency_ttl_hours: float = 24.0
     auth_tokens: dict[str, Actor] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
@@ -55,7 +59,7 @@ class Settings:
     log_format: str = "console"
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    db_pool_timeout: float = 5.0
+    db_pool_timeout: float = 2.0
     run_retention_days: float = 30.0
     event_retention_days: float = 30.0
 
@@ -87,6 +91,14 @@ class Settings:
             worker_retry_max_seconds=_float(
                 "WORKER_RETRY_MAX_SECONDS", get("WORKER_RETRY_MAX_SECONDS"), 300.0, minimum=0.0
             ),
+            worker_heartbeat_stale_seconds=_float(
+                "WORKER_HEARTBEAT_STALE_SECONDS", get("WORKER_HEARTBEAT_STALE_SECONDS"), 15.0, minimum=0.5
+            ),
+            ready_requires_worker=_bool("READY_REQUIRES_WORKER", get("READY_REQUIRES_WORKER"), False),
+            command_retention_days=_float(
+                "COMMAND_RETENTION_DAYS", get("COMMAND_RETENTION_DAYS"), 30.0, minimum=0.0001
+            ),
+            metrics_port=_int("METRICS_PORT", get("METRICS_PORT"), 0, minimum=0) or None,
             worker_maintenance_seconds=_float(
                 "WORKER_MAINTENANCE_SECONDS", get("WORKER_MAINTENANCE_SECONDS"), 60.0, minimum=0.1
             ),
@@ -102,7 +114,7 @@ class Settings:
             log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "console").lower(), ("console", "json")),
             db_pool_size=_int("DB_POOL_SIZE", get("DB_POOL_SIZE"), 10, minimum=1),
             db_max_overflow=_int("DB_MAX_OVERFLOW", get("DB_MAX_OVERFLOW"), 10, minimum=0),
-            db_pool_timeout=_float("DB_POOL_TIMEOUT", get("DB_POOL_TIMEOUT"), 5.0, minimum=0.1),
+            db_pool_timeout=_float("DB_POOL_TIMEOUT", get("DB_POOL_TIMEOUT"), 2.0, minimum=0.1),
             run_retention_days=_float("RUN_RETENTION_DAYS", get("RUN_RETENTION_DAYS"), 30.0, minimum=0.0001),
             event_retention_days=_float(
                 "EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"), 30.0, minimum=0.0001

@@ -4,6 +4,7 @@ from app.db.base import Base, TenantScoped
 from app.db.commands import Command
 from app.db.events import Event
 from app.db.idempotency import IdempotencyKey
+from app.db.operations import WorkerHeartbeat
 from app.db.runs import Run, RunStep, RunVariable
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 
@@ -19,4 +20,5 @@ __all__ = [
     "Script",
     "ScriptVersion",
     "TenantScoped",
+    "WorkerHeartbeat",
 ]

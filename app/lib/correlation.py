@@ -1,5 +1,8 @@
 """Correlation ids: read from ``Correlation-Id`` / ``X-Correlation-Id`` or generated, bound to
 every log line of the request, echoed on every response (errors and unknown routes included).
+The same middleware writes the access log: one line per request with method, route, status,
+duration, correlation id, tenant and actor. It never logs headers or query strings, where
+tokens travel.
 
 The id lives in the ASGI scope's state so that the middleware (which binds it for logging), the
 exception handler and the ``before_send`` hook (which sees responses no route produced) all agree.
@@ -8,6 +11,7 @@ exception handler and the ``before_send`` hook (which sees responses no route pr
 from __future__ import annotations
 
 import re
+import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -64,15 +68,48 @@ def _from_headers(scope: Scope | dict[str, Any]) -> str | None:
     return None
 
 
+access_log = structlog.get_logger("app.access")
+
+
 class CorrelationIdMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         correlation_id = correlation_id_of(scope)
         token = _current.set(correlation_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-                await next_app(scope, receive, send)
+                await next_app(scope, receive, send_and_watch)
         finally:
             _current.reset(token)
+            if scope["type"] == "http":
+                _log_request(scope, status, time.perf_counter() - started, correlation_id)
+
+
+def _log_request(scope: Scope, status: int, seconds: float, correlation_id: str) -> None:
+    tenant = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-tenant-id":
+            tenant = value.decode("latin-1")[:64]
+            break
+    user = scope.get("user")
+    access_log.info(
+        "request",
+        method=scope.get("method"),
+        route=scope.get("path_template") or scope.get("path"),
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        correlation_id=correlation_id,
+        tenant_id=tenant,
+        actor_id=getattr(user, "id", None),
+    )
 
 
 async def add_correlation_header(message: Message, scope: Scope) -> None:

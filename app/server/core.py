@@ -33,7 +33,8 @@ from app.lib.pagination import provide_page_params
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
-from app.server.health import HealthController
+from app.server.health import HealthController, migrations_head
+from app.server.metrics import prometheus_config
 from app.worker.dispatcher import OutboxWorker
 
 __all__ = ["create_app"]
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             CorrelationIdMiddleware(),
+            prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
             IdempotencyMiddleware(database, settings),
         ],
@@ -150,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
             use_handler_docstrings=False,
         ),
-        state=State({"settings": settings, "database": database}),
+        state=State({"settings": settings, "database": database, "migrations_head": migrations_head()}),
         logging_config=None,
         debug=False,
     )

@@ -25,7 +25,8 @@ import structlog
 from app.config import Settings
 from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
 from app.domain.commands.outbox import Failure, Outbox, Success
-from app.worker.maintenance import purge_expired_idempotency_keys
+from app.lib.aio import wait_for_event
+from app.worker.maintenance import Retention, beat, forget_worker, prune
 
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
 
@@ -69,6 +70,7 @@ class OutboxWorker:
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
         ]
         logger.info("worker started", worker_id=self.worker_id)
 
@@ -93,6 +95,9 @@ class OutboxWorker:
             if unfinished and self._pool is not None:
                 released = await Outbox(self._pool).release(unfinished)
                 logger.info("worker released unfinished commands", count=released)
+        with contextlib.suppress(Exception):
+            if self._pool is not None:
+                await forget_worker(self._pool, self.worker_id)
         await self._close_listener()
         if self._pool is not None:
             await self._pool.close()
@@ -144,8 +149,7 @@ class OutboxWorker:
                 backoff = 0.1
                 if claimed and len(self._in_flight) < self.capacity:
                     continue  # there may be more due work right now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                await wait_for_event(self._wake, self.settings.worker_poll_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -176,17 +180,36 @@ class OutboxWorker:
             self._flush_wake.set()
 
     async def _maintenance_loop(self) -> None:
+        retention = Retention(
+            runs_days=self.settings.run_retention_days,
+            events_days=self.settings.event_retention_days,
+            commands_days=self.settings.command_retention_days,
+        )
         while True:
             try:
                 assert self._pool is not None
-                purged = await purge_expired_idempotency_keys(self._pool)
-                if purged:
-                    logger.info("purged expired idempotency keys", count=purged)
+                pruned = await prune(self._pool, retention)
+                if any(pruned.values()):
+                    logger.info("pruned rows past their retention", **pruned)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 _stdlib_logger.warning("maintenance failed (%s); will retry", type(error).__name__)
             await asyncio.sleep(self.settings.worker_maintenance_seconds)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(
+            min(self.settings.worker_poll_seconds, self.settings.worker_heartbeat_stale_seconds / 3), 0.1
+        )
+        while True:
+            try:
+                assert self._pool is not None
+                await beat(self._pool, self.worker_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _stdlib_logger.warning("heartbeat failed (%s); will retry", type(error).__name__)
+            await asyncio.sleep(interval)
 
     # ---- recording outcomes ------------------------------------------------------------------
 

@@ -1,38 +1,108 @@
-"""Housekeeping the worker does between commands: purging what has outlived its retention.
+"""Housekeeping the worker does between commands: heartbeats, and purging what has outlived its
+retention (runs with their variables and steps, events, finished commands, idempotency keys).
 
-Every purge deletes in small batches (each its own short transaction, rows locked with
-SKIP LOCKED) so it never holds long locks or blocks writers.
+Every purge deletes in small batches, each its own short statement with the rows locked
+``SKIP LOCKED``, so it never holds long locks or blocks writers.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
+import socket
+import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
-__all__ = ["purge_expired_idempotency_keys"]
+__all__ = [
+    "Retention",
+    "beat",
+    "forget_worker",
+    "prune",
+    "purge_expired_idempotency_keys",
+    "uuid7_floor",
+]
 
 BATCH = 1000
 
 _PURGE_KEYS = """
-DELETE FROM idempotency_keys
-WHERE (tenant_id, key) IN (
-    SELECT tenant_id, key FROM idempotency_keys
-    WHERE expires_at < $2
-    ORDER BY expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
+DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (
+    SELECT tenant_id, key FROM idempotency_keys WHERE expires_at < $2
+    ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
+# Run ids are UUIDv7, minted just before startedAt: every run started before the cutoff has an id
+# below the cutoff's UUIDv7 floor, so the primary key range finds them without another index.
+_PRUNE_RUNS = """
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs WHERE id < $2 AND started_at < $3
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+_PRUNE_EVENTS = """
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE occurred_at < $2
+    ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+_PRUNE_COMMANDS = """
+DELETE FROM commands WHERE id IN (
+    SELECT id FROM commands WHERE status IN ('COMPLETED', 'FAILED') AND completed_at < $2
+    ORDER BY completed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+_BEAT = """
+INSERT INTO worker_heartbeats (worker_id, host, pid) VALUES ($1, $2, $3)
+ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now()
+"""
+_FORGET_STALE_WORKERS = "DELETE FROM worker_heartbeats WHERE last_seen_at < now() - interval '1 day'"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    runs_days: float
+    events_days: float
+    commands_days: float
+
+
+def uuid7_floor(moment: datetime.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 minted at ``moment``'s millisecond."""
+    millis = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+async def _in_batches(pool: asyncpg.Pool, sql: str, *args: object, batch: int = BATCH) -> int:
+    total = 0
+    while True:
+        deleted = int((await pool.execute(sql, batch, *args)).split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 async def purge_expired_idempotency_keys(
     pool: asyncpg.Pool, *, now: datetime.datetime | None = None, batch: int = BATCH
 ) -> int:
-    cutoff = now or datetime.datetime.now(datetime.UTC)
-    total = 0
-    while True:
-        deleted = int((await pool.execute(_PURGE_KEYS, batch, cutoff)).split()[-1])
-        total += deleted
-        if deleted < batch:
-            return total
+    return await _in_batches(pool, _PURGE_KEYS, now or datetime.datetime.now(datetime.UTC), batch=batch)
+
+
+async def prune(
+    pool: asyncpg.Pool, retention: Retention, *, now: datetime.datetime | None = None, batch: int = BATCH
+) -> dict[str, int]:
+    """Delete what is past its retention; returns how many rows of each kind went."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    runs_cutoff = now - datetime.timedelta(days=retention.runs_days)
+    events_cutoff = now - datetime.timedelta(days=retention.events_days)
+    commands_cutoff = now - datetime.timedelta(days=retention.commands_days)
+    return {
+        "runs": await _in_batches(pool, _PRUNE_RUNS, uuid7_floor(runs_cutoff), runs_cutoff, batch=batch),
+        "events": await _in_batches(pool, _PRUNE_EVENTS, events_cutoff, batch=batch),
+        "commands": await _in_batches(pool, _PRUNE_COMMANDS, commands_cutoff, batch=batch),
+        "idempotency_keys": await purge_expired_idempotency_keys(pool, now=now, batch=batch),
+    }
+
+
+async def beat(pool: asyncpg.Pool, worker_id: str) -> None:
+    await pool.execute(_BEAT, worker_id, socket.gethostname(), os.getpid())
+
+
+async def forget_worker(pool: asyncpg.Pool, worker_id: str) -> None:
+    await pool.execute("DELETE FROM worker_heartbeats WHERE worker_id = $1", worker_id)
+    await pool.execute(_FORGET_STALE_WORKERS)

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after
+from app.lib.aio import wait_for_event
 
 __all__ = ["CHANNEL", "EventHub", "Subscription"]
 
@@ -104,8 +105,7 @@ class EventHub:
                 subscription.close("shutdown")
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5)
         await self._close_listener()
         if self.pool is not None:
             await self.pool.close()
@@ -177,8 +177,7 @@ class EventHub:
                 backoff = min(backoff * 2, 5.0)
 
     async def _tail_once(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        await wait_for_event(self._wake, self._poll_seconds)
         self._wake.clear()
         assert self.pool is not None
         assert self._position is not None

@@ -1,0 +1,139 @@
+"""``GET /metrics`` in Prometheus text format.
+
+Request counts and latencies by route and status come from Litestar's Prometheus middleware
+(paths grouped by their template). The rest is read at scrape time: the outbox (depth, oldest
+pending age) and the event store (newest id) from the database, SSE connections from the hub,
+claims/completions/failures from this process's worker, and the connection pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import text
+
+from app.lib.openapi import errors
+
+__all__ = ["MetricsController", "prometheus_config"]
+
+prometheus_config = PrometheusConfig(
+    app_name="scriptworks",
+    prefix="scriptworks",
+    group_path=True,
+    exclude=["^/metrics"],
+    exclude_unhandled_paths=True,
+)
+
+_OUTBOX = text(
+    """
+    SELECT
+        (SELECT count(*) FROM commands WHERE status = 'PENDING') AS pending,
+        (SELECT count(*) FROM commands WHERE status = 'PROCESSING') AS processing,
+        (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+           FROM commands WHERE status = 'PENDING') AS oldest_pending_age,
+        (SELECT coalesce(max(id), 0) FROM events) AS newest_event_id
+    """
+)
+
+
+class _Snapshot:
+    """A one-off collector holding the values read for this scrape."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+async def _families(request: Request[Any, Any, Any]) -> list[Any]:
+    state = request.app.state
+    families: list[Any] = []
+    database = state.database
+    engine = database.get_engine()
+    async with engine.connect() as connection:
+        row = (await connection.execute(_OUTBOX)).one()
+    families += [
+        _gauge("scriptworks_outbox_pending", "Commands waiting to be claimed.", row.pending),
+        _gauge("scriptworks_outbox_processing", "Commands claimed and in progress.", row.processing),
+        _gauge(
+            "scriptworks_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending command.",
+            float(row.oldest_pending_age),
+        ),
+        _gauge(
+            "scriptworks_events_newest_id",
+            "Id of the newest stored event (events written).",
+            row.newest_event_id,
+        ),
+    ]
+    hub = getattr(state, "hub", None)
+    if hub is not None:
+        families += [
+            _gauge(
+                "scriptworks_sse_connections", "Open event streams on this process.", hub.subscriber_count
+            ),
+            _counter(
+                "scriptworks_hub_events_delivered",
+                "Events this process's hub read and fanned out.",
+                hub.delivered,
+            ),
+        ]
+    worker = getattr(state, "worker", None)
+    if worker is not None:
+        families += [
+            _counter(
+                "scriptworks_worker_claimed", "Commands claimed by this process's worker.", worker.claimed
+            ),
+            _counter(
+                "scriptworks_worker_completed",
+                "Commands completed by this process's worker.",
+                worker.completed,
+            ),
+            _counter(
+                "scriptworks_worker_failed_attempts",
+                "Handler failures (retried or final) in this process's worker.",
+                worker.failed_attempts,
+            ),
+        ]
+    pool = engine.pool
+    families += [
+        _gauge("scriptworks_db_pool_size", "Configured connection pool size.", pool.size()),
+        _gauge("scriptworks_db_pool_checked_out", "Pooled connections in use.", pool.checkedout()),
+        _gauge(
+            "scriptworks_db_pool_overflow", "Connections open beyond the pool size.", max(pool.overflow(), 0)
+        ),
+    ]
+    return families
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["Operations"]
+
+    @get(
+        "/",
+        summary="Prometheus metrics",
+        description="Prometheus text exposition format. Needs a bearer token like every other route.",
+        media_type=CONTENT_TYPE_LATEST,
+        responses=errors(401),
+    )
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        snapshot = CollectorRegistry()
+        snapshot.register(_Snapshot(await _families(request)))
+        return Response(
+            generate_latest(REGISTRY) + generate_latest(snapshot),
+            media_type=CONTENT_TYPE_LATEST,
+        )
