@@ -34,7 +34,7 @@ from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController, migrations_head
-from app.server.metrics import prometheus_config
+from app.server.metrics import MetricsController, prometheus_config
 from app.worker.dispatcher import OutboxWorker
 
 __all__ = ["create_app"]
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             ScriptController,
             RunController,
             CommandController,
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
                 Tag(name="Events", description="Live events over Server-Sent Events."),
                 Tag(name="Runs", description="Runs of script versions, their variables and executed steps."),
-                Tag(name="Operations", description="Health and readiness."),
+                Tag(name="Operations", description="Health, readiness and metrics."),
             ],
             use_handler_docstrings=False,
         ),

@@ -33,12 +33,16 @@ async def test_ready_reports_each_check(http: httpx.AsyncClient) -> None:
 
 
 async def test_ready_names_a_missing_worker_when_one_is_required(fresh_database_url: str) -> None:
-    settings = make_settings(fresh_database_url, READY_REQUIRES_WORKER="true", WORKER_HEARTBEAT_STALE_SECONDS="5")
+    settings = make_settings(
+        fresh_database_url, READY_REQUIRES_WORKER="true", WORKER_HEARTBEAT_STALE_SECONDS="5"
+    )
     async with AsyncTestClient(create_app(settings), base_url="http://testserver.local") as client:
         without = await client.get("/health/ready")
         worker_settings = make_settings(fresh_database_url, WORKER_ENABLED="true", WORKER_POLL_SECONDS="0.2")
         async with AsyncTestClient(create_app(worker_settings), base_url="http://worker.local"):
-            with_worker = await eventually(lambda: client.get("/health/ready"), lambda r: r.status_code == 200)
+            with_worker = await eventually(
+                lambda: client.get("/health/ready"), lambda r: r.status_code == 200
+            )
 
     body = assert_error(without, 503, "UNAVAILABLE")
     assert body["details"]["checks"]["worker"] == "no worker heartbeat"
@@ -85,7 +89,11 @@ async def test_metrics_parse_and_move_with_traffic(api: Api) -> None:
     assert after[created] == before.get(created, 0) + 1
     assert after["scriptworks_outbox_pending{}"] >= 1
     assert after["scriptworks_events_newest_id{}"] > before["scriptworks_events_newest_id{}"]
-    for name in ("scriptworks_sse_connections{}", "scriptworks_db_pool_size{}", "scriptworks_db_pool_checked_out{}"):
+    for name in (
+        "scriptworks_sse_connections{}",
+        "scriptworks_db_pool_size{}",
+        "scriptworks_db_pool_checked_out{}",
+    ):
         assert name in after
     assert any(k.startswith("scriptworks_request_duration_seconds_bucket") for k in after)
 
@@ -101,14 +109,22 @@ async def test_json_access_log_has_one_line_per_request_and_no_secrets(database_
             await client.get(
                 "/scripts",
                 params={"access_token": "query-secret"},
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "x-tenant-id": tenant, "Correlation-Id": "log-1"},
+                headers={
+                    "Authorization": f"Bearer {ADMIN_TOKEN}",
+                    "x-tenant-id": tenant,
+                    "Correlation-Id": "log-1",
+                },
             )
-            await client.get("/events/stream", params={"access_token": "stream-secret", "tenantId": "bad tenant"})
+            await client.get(
+                "/events/stream", params={"access_token": "stream-secret", "tenantId": "bad tenant"}
+            )
     finally:
         server.stop()
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
 
-    requests = [line for line in lines if line.get("event") == "request" and line.get("correlation_id") == "log-1"]
+    requests = [
+        line for line in lines if line.get("event") == "request" and line.get("correlation_id") == "log-1"
+    ]
     assert len(requests) == 1
     line = requests[0]
     assert (line["method"], line["route"], line["status"]) == ("GET", "/scripts", 200)
@@ -147,7 +163,11 @@ async def test_retention_removes_exactly_what_is_past_its_age(private_api: tuple
     pool = await asyncpg.create_pool(**asyncpg_connect_kwargs(settings.database_url), min_size=1, max_size=2)
     try:
         event_times = await pool.fetch("SELECT id, occurred_at FROM events ORDER BY id")
-        pruned = await prune(pool, Retention(runs_days=1, events_days=1, commands_days=1), now=boundary + datetime.timedelta(days=1))
+        pruned = await prune(
+            pool,
+            Retention(runs_days=1, events_days=1, commands_days=1),
+            now=boundary + datetime.timedelta(days=1),
+        )
         left_events = await pool.fetch("SELECT id FROM events ORDER BY id")
         left_vars = await pool.fetchval("SELECT count(*) FROM run_variables")
         left_steps = await pool.fetchval("SELECT count(*) FROM run_steps")
