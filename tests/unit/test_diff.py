@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from app.domain.scripts.diff import compare, diff_edges, diff_fields, diff_nodes, diff_variables
+from tests.support.diffs import inverse
 
 SCRIPT_ID = uuid.UUID("0190b5a0-0000-7000-8000-000000000001")
 
@@ -23,38 +24,6 @@ class Version:
 
 def as_json(value: Any) -> Any:
     return msgspec.to_builtins(value)
-
-
-def inverse(diff: dict[str, Any]) -> dict[str, Any]:
-    """The diff read backwards: added and removed swap, from and to swap, order is kept."""
-
-    def flip(changes: dict[str, Any]) -> dict[str, Any]:
-        return {key: {"from": c["to"], "to": c["from"]} for key, c in changes.items()}
-
-    variables = diff["variablesDef"]
-    replaced = variables["replaced"]
-    return {
-        "scriptId": diff["scriptId"],
-        "fromVersion": diff["toVersion"],
-        "toVersion": diff["fromVersion"],
-        "nodes": {
-            "added": diff["nodes"]["removed"],
-            "removed": diff["nodes"]["added"],
-            "changed": [{**n, "changes": flip(n["changes"])} for n in diff["nodes"]["changed"]],
-        },
-        "edges": {
-            "added": diff["edges"]["removed"],
-            "removed": diff["edges"]["added"],
-            "changed": [{**e, "changes": flip(e["changes"])} for e in diff["edges"]["changed"]],
-        },
-        "variablesDef": {
-            "added": variables["removed"],
-            "removed": variables["added"],
-            "changed": flip(variables["changed"]),
-            "replaced": replaced and {"from": replaced["to"], "to": replaced["from"]},
-        },
-        "graphFields": flip(diff["graphFields"]),
-    }
 
 
 BEFORE = Version(

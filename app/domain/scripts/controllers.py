@@ -1,4 +1,4 @@
-"""HTTP surface of scripts, versions and their audit trail (``/scripts``)."""
+"""HTTP surface of scripts, versions, version diffs and their audit trail (``/scripts``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from app.domain.scripts.schemas import (
     ScriptStatus,
     ScriptUpdate,
     VersionCreate,
+    VersionDiff,
     VersionOut,
     VersionSummary,
 )
@@ -78,6 +79,26 @@ VersionCreateBody = Annotated[
         }
     ),
 ]
+
+VERSION_DIFF_DESCRIPTION = """\
+What changed from version `from_version` to version `to_version` (either order; equal numbers
+give an empty diff, and swapping them gives the exact inverse: added and removed swap, `from` and
+`to` swap).
+
+- `nodes`: identified by `id`. `added` and `removed` hold whole nodes; `changed` lists
+  `{id, changes: {key: {from, to}}}` for each top-level key that differs. A key present on one
+  side only is a change whose other side is `null` (so explicit `null` versus absent shows as
+  `null` to `null`).
+- `edges`: identified by `(source, target, id)`, `id` null when absent. Edges sharing a key
+  are compared as a multiset: identical ones cancel, the rest pair up in graph order; pairs
+  with differing other keys are `changed`, the unpaired are `added` or `removed`.
+- `variablesDef`: key by key (`added`, `removed`, `changed`) when both are objects; otherwise
+  `replaced: {from, to}` when they differ.
+- `graphFields`: other top-level `graphJson` keys (layout, ...) that differ, as `{key: {from, to}}`.
+
+Values compare as JSON (`true` is not `1`). Lists are sorted by node id or edge key; every field
+is always present.
+"""
 
 
 class ScriptController(Controller):
@@ -194,6 +215,22 @@ class ScriptController(Controller):
         self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID], version: FromPath[int]
     ) -> VersionOut:
         return VersionOut.of(await scripts.get_version(tenant_id, script_id, version))
+
+    @get(
+        "/{script_id:uuid}/versions/{from_version:int}/diff/{to_version:int}",
+        summary="Compare two versions",
+        description=VERSION_DIFF_DESCRIPTION,
+        responses=errors(400, 401, 403, 404),
+    )
+    async def diff_versions(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        script_id: FromPath[UUID],
+        from_version: FromPath[int],
+        to_version: FromPath[int],
+    ) -> VersionDiff:
+        return await scripts.diff_versions(tenant_id, script_id, from_version, to_version)
 
     @post(
         "/{script_id:uuid}/versions/{version:int}/publish",
