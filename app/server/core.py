@@ -21,7 +21,7 @@ from app.config import Settings, get_settings
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
-from app.domain.scripts.controllers import ScriptController
+from app.domain.scripts.controllers import AuditController, ScriptController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
@@ -98,7 +98,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     database = alchemy_config(settings)
     return Litestar(
-        route_handlers=[HealthController, ScriptController, CommandController, EventStreamController],
+        route_handlers=[
+            HealthController,
+            ScriptController,
+            AuditController,
+            CommandController,
+            EventStreamController,
+        ],
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),

@@ -1,4 +1,4 @@
-"""HTTP surface of scripts, versions, version diffs and their audit trail (``/scripts``)."""
+"""HTTP surface of scripts, versions, version diffs and the audit trail (``/scripts``, ``/audit``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.config import Actor
+from app.domain.scripts.audit import AuditService
 from app.domain.scripts.schemas import (
     AuditAction,
     AuditEntryOut,
@@ -29,10 +30,13 @@ from app.domain.scripts.services import ScriptService
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
+from app.lib.timerange import TimeWindow, provide_time_window
 
-__all__ = ["ScriptController"]
+__all__ = ["AuditController", "ScriptController"]
 
 Scripts = NamedDependency[ScriptService]
+Audit = NamedDependency[AuditService]
+Window = NamedDependency[TimeWindow]
 Tenant = NamedDependency[str]
 CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[PageParams]
@@ -269,4 +273,42 @@ class ScriptController(Controller):
         ] = None,
     ) -> Page[AuditEntryOut]:
         rows = await scripts.list_audit(tenant_id, script_id, page, action=action)
+        return build_page(rows, page, lambda a: (a.created_at, a.id), AuditEntryOut.of)
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["Scripts"]
+    dependencies = {
+        "audit": Provide(create_service_provider(AuditService)),
+        "window": Provide(provide_time_window),
+    }
+
+    @get(
+        "/",
+        summary="The tenant's audit trail",
+        description="Every audit entry of every script of the tenant, newest first, in the same pages as "
+        "a script's own trail. Filters combine (AND): `actorId`, `action`, and a `createdAt` window "
+        "`from` (inclusive) to `to` (exclusive), both RFC 3339 with a UTC offset. Times are stored with "
+        "microseconds and shown truncated to milliseconds, so an entry's own `createdAt` used as `from` "
+        "includes it and used as `to` excludes it. `from` after `to` is a 400.",
+        responses=errors(400, 401, 403),
+    )
+    async def list_trail(
+        self,
+        audit: Audit,
+        tenant_id: Tenant,
+        page: Paging,
+        window: Window,
+        actor_id: Annotated[
+            str | None,
+            QueryParameter(
+                name="actorId", description="Only entries by this actor.", min_length=1, max_length=128
+            ),
+        ] = None,
+        action: Annotated[
+            AuditAction | None, QueryParameter(description="Only entries of this action.")
+        ] = None,
+    ) -> Page[AuditEntryOut]:
+        rows = await audit.list_trail(tenant_id, page, actor_id=actor_id, action=action, window=window)
         return build_page(rows, page, lambda a: (a.created_at, a.id), AuditEntryOut.of)

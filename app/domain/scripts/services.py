@@ -29,7 +29,7 @@ from app.lib.db import constraint_name
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams
 
-__all__ = ["ScriptService"]
+__all__ = ["AuditRepository", "ScriptService"]
 
 # PATCH fields that are plain columns, in the order their diffs are reported.
 _PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
