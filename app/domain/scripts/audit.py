@@ -20,7 +20,12 @@ __all__ = ["AuditService"]
 
 
 class AuditService(SQLAlchemyAsyncRepositoryService[AuditEntry, AuditRepository]):
-    """The tenant-wide audit trail, filtered by actor, action and a createdAt window."""
+    """The tenant-wide audit trail, filtered by actor, action and a createdAt window.
+
+    Every combination is an index scan in page order with no sort: (tenant_id[, actor_id]
+    [, action], created_at DESC, id DESC) indexes exist for each, and the window and the cursor
+    are ranges on their created_at.
+    """
 
     repository_type = AuditRepository
 
