@@ -119,4 +119,13 @@ class AuditEntry(TenantScoped, Base):
         Index("ix_audit_log_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_audit_log_tenant_actor", "tenant_id", "actor_id", text("created_at DESC"), text("id DESC")),
         Index("ix_audit_log_tenant_action", "tenant_id", "action", text("created_at DESC"), text("id DESC")),
+        # Both filters at once: their intersection can be far rarer than either (migration 0004).
+        Index(
+            "ix_audit_log_tenant_actor_action",
+            "tenant_id",
+            "actor_id",
+            "action",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
     )

@@ -22,7 +22,7 @@ from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
 from app.domain.runs.controllers import RunController
-from app.domain.scripts.controllers import ScriptController
+from app.domain.scripts.controllers import AuditController, ScriptController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             ScriptController,
+            AuditController,
             RunController,
             CommandController,
             EventStreamController,

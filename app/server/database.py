@@ -74,6 +74,8 @@ def alchemy_config(
     if config_class is SQLAlchemyAsyncConfig:
         # Services commit explicitly; this handler only closes the session after the response.
         extra["before_send_handler"] = None
+        # The app's one exception handler shapes every error, advanced-alchemy's included.
+        extra["set_default_exception_handler"] = False
     return config_class(
         connection_string=settings.database_url or EMBEDDED_URL,
         create_engine_callable=create_engine,

@@ -1,7 +1,7 @@
 """Stored responses for Idempotency-Key retries.
 
 Revision ID: 0005_idempotency
-Revises: 0003_commands_events
+Revises: 0004_audit_indexes
 Create Date: 2026-11-22
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_idempotency"
-down_revision = "0003_commands_events"
+down_revision = "0004_audit_indexes"
 branch_labels = None
 depends_on = None
 

@@ -95,7 +95,7 @@ async def test_sigterm_during_a_burst_of_commands_loses_none(
 async def own_postgres() -> AsyncIterator[tuple[Path, str]]:
     """A PostgreSQL cluster this test may stop and start."""
     folder = Path(tempfile.mkdtemp(prefix="scriptworks-outage-"))
-    folder.chmod(0o755)
+    await anyio.to_thread.run_sync(folder.chmod, 0o755)  # the server may run as another user
     pgdata = folder / "pgdata"
     server = await anyio.to_thread.run_sync(EmbeddedPostgres.ensure_started, pgdata)
     url = server.url()

@@ -15,6 +15,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/scripts/{id}/versions", {"graphJson": {"nodes": [], "edges": []}}),
     ("GET", "/scripts/{id}/versions", None),
     ("GET", "/scripts/{id}/versions/1", None),
+    ("GET", "/scripts/{id}/versions/1/diff/1", None),
     ("POST", "/scripts/{id}/versions/1/publish", None),
     ("GET", "/scripts/{id}/audit", None),
 ]

@@ -222,3 +222,12 @@ async def test_archiving_keeps_the_active_version(api: Api) -> None:
 
     assert archived["status"] == "ARCHIVED"
     assert archived["activeVersionId"] == version["id"]
+
+
+async def test_version_numbers_beyond_any_version_are_not_found(api: Api) -> None:
+    script = await api.create_script("huge-number")
+    await api.create_version(script["id"])
+
+    for path in ("/versions/99999999999", "/versions/0", "/versions/99999999999/publish"):
+        method = "POST" if path.endswith("publish") else "GET"
+        assert_error(await api.request(method, f"/scripts/{script['id']}{path}"), 404, "NOT_FOUND")

@@ -1,4 +1,4 @@
-"""HTTP surface of scripts, versions and their audit trail (``/scripts``)."""
+"""HTTP surface of scripts, versions, version diffs and the audit trail (``/scripts``, ``/audit``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.config import Actor
+from app.domain.scripts.audit import AuditService
 from app.domain.scripts.schemas import (
     AuditAction,
     AuditEntryOut,
@@ -22,6 +23,7 @@ from app.domain.scripts.schemas import (
     ScriptStatus,
     ScriptUpdate,
     VersionCreate,
+    VersionDiff,
     VersionOut,
     VersionSummary,
 )
@@ -30,10 +32,13 @@ from app.lib.etag import parse_if_match
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
+from app.lib.timerange import TimeWindow, provide_time_window
 
-__all__ = ["ScriptController"]
+__all__ = ["AuditController", "ScriptController"]
 
 Scripts = NamedDependency[ScriptService]
+Audit = NamedDependency[AuditService]
+Window = NamedDependency[TimeWindow]
 Tenant = NamedDependency[str]
 CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[PageParams]
@@ -101,6 +106,26 @@ VersionCreateBody = Annotated[
         }
     ),
 ]
+
+VERSION_DIFF_DESCRIPTION = """\
+What changed from version `from_version` to version `to_version` (either order; equal numbers
+give an empty diff, and swapping them gives the exact inverse: added and removed swap, `from` and
+`to` swap).
+
+- `nodes`: identified by `id`. `added` and `removed` hold whole nodes; `changed` lists
+  `{id, changes: {key: {from, to}}}` for each top-level key that differs. A key present on one
+  side only is a change whose other side is `null` (so explicit `null` versus absent shows as
+  `null` to `null`).
+- `edges`: identified by `(source, target, id)`, `id` null when absent. Edges sharing a key
+  are compared as a multiset: identical ones cancel, the rest pair up in graph order; pairs
+  with differing other keys are `changed`, the unpaired are `added` or `removed`.
+- `variablesDef`: key by key (`added`, `removed`, `changed`) when both are objects; otherwise
+  `replaced: {from, to}` when they differ.
+- `graphFields`: other top-level `graphJson` keys (layout, ...) that differ, as `{key: {from, to}}`.
+
+Values compare as JSON (`true` is not `1`). Lists are sorted by node id or edge key; every field
+is always present.
+"""
 
 
 class ScriptController(Controller):
@@ -223,6 +248,22 @@ class ScriptController(Controller):
     ) -> VersionOut:
         return VersionOut.of(await scripts.get_version(tenant_id, script_id, version))
 
+    @get(
+        "/{script_id:uuid}/versions/{from_version:int}/diff/{to_version:int}",
+        summary="Compare two versions",
+        description=VERSION_DIFF_DESCRIPTION,
+        responses=errors(400, 401, 403, 404),
+    )
+    async def diff_versions(
+        self,
+        scripts: Scripts,
+        tenant_id: Tenant,
+        script_id: FromPath[UUID],
+        from_version: FromPath[int],
+        to_version: FromPath[int],
+    ) -> VersionDiff:
+        return await scripts.diff_versions(tenant_id, script_id, from_version, to_version)
+
     @post(
         "/{script_id:uuid}/versions/{version:int}/publish",
         status_code=HTTP_200_OK,
@@ -261,4 +302,42 @@ class ScriptController(Controller):
         ] = None,
     ) -> Page[AuditEntryOut]:
         rows = await scripts.list_audit(tenant_id, script_id, page, action=action)
+        return build_page(rows, page, lambda a: (a.created_at, a.id), AuditEntryOut.of)
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["Scripts"]
+    dependencies = {
+        "audit": Provide(create_service_provider(AuditService)),
+        "window": Provide(provide_time_window),
+    }
+
+    @get(
+        "/",
+        summary="The tenant's audit trail",
+        description="Every audit entry of every script of the tenant, newest first, in the same pages as "
+        "a script's own trail. Filters combine (AND): `actorId`, `action`, and a `createdAt` window "
+        "`from` (inclusive) to `to` (exclusive), both RFC 3339 with a UTC offset. Times are stored with "
+        "microseconds and shown truncated to milliseconds, so an entry's own `createdAt` used as `from` "
+        "includes it and used as `to` excludes it. `from` after `to` is a 400.",
+        responses=errors(400, 401, 403),
+    )
+    async def list_trail(
+        self,
+        audit: Audit,
+        tenant_id: Tenant,
+        page: Paging,
+        window: Window,
+        actor_id: Annotated[
+            str | None,
+            QueryParameter(
+                name="actorId", description="Only entries by this actor.", min_length=1, max_length=128
+            ),
+        ] = None,
+        action: Annotated[
+            AuditAction | None, QueryParameter(description="Only entries of this action.")
+        ] = None,
+    ) -> Page[AuditEntryOut]:
+        rows = await audit.list_trail(tenant_id, page, actor_id=actor_id, action=action, window=window)
         return build_page(rows, page, lambda a: (a.created_at, a.id), AuditEntryOut.of)

@@ -1,4 +1,4 @@
-"""Wire shapes of scripts, versions and audit entries."""
+"""Wire shapes of scripts, versions, audit entries and version diffs."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ from app.lib.schema import CamelStruct, Timestamp, timestamp
 
 __all__ = [
     "AuditEntryOut",
+    "EdgeChange",
+    "EdgesDiff",
+    "NodeChange",
+    "NodesDiff",
     "PublishResult",
     "ScriptCreate",
     "ScriptDetail",
     "ScriptOut",
     "ScriptUpdate",
+    "ValueChange",
+    "VariablesDiff",
     "VersionCreate",
+    "VersionDiff",
     "VersionOut",
     "VersionSummary",
 ]
@@ -193,6 +200,61 @@ class AuditEntryOut(CamelStruct):
             note=entry.note,
             created_at=timestamp(entry.created_at),
         )
+
+
+# ---- version diff (built by app.domain.scripts.diff) ------------------------------------------
+
+
+class ValueChange(CamelStruct):
+    """One value before and after; ``null`` also stands for a key absent on that side."""
+
+    from_: Any = msgspec.field(name="from")
+    to: Any
+
+
+class NodeChange(CamelStruct):
+    id: str
+    changes: dict[str, ValueChange]
+
+
+class EdgeChange(CamelStruct):
+    """An edge present in both versions under the same key, with other keys that differ."""
+
+    source: Any
+    target: Any
+    id: Any
+    changes: dict[str, ValueChange]
+
+
+class NodesDiff(CamelStruct):
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    changed: list[NodeChange]
+
+
+class EdgesDiff(CamelStruct):
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    changed: list[EdgeChange]
+
+
+class VariablesDiff(CamelStruct):
+    """Key by key when both manifests are objects; otherwise ``replaced`` holds the whole values."""
+
+    added: dict[str, Any]
+    removed: dict[str, Any]
+    changed: dict[str, ValueChange]
+    replaced: ValueChange | None
+
+
+class VersionDiff(CamelStruct):
+    script_id: UUID
+    from_version: int
+    to_version: int
+    nodes: NodesDiff
+    edges: EdgesDiff
+    variables_def: VariablesDiff
+    graph_fields: dict[str, ValueChange]
 
 
 PublishResult = ScriptDetail

@@ -1,4 +1,4 @@
-"""The authoring rules: scripts, immutable versions, publishing and the audit trail.
+"""The authoring rules: scripts, immutable versions, publishing, version diffs and the audit trail.
 
 Every public method is one unit of work: the change and its audit row commit together or not
 at all. Write paths use single statements with ``RETURNING`` instead of read-after-write.
@@ -14,26 +14,29 @@ from advanced_alchemy.filters import CollectionFilter, SearchFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
 from app.config import Actor
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.store import append_event
+from app.domain.scripts import diff
 from app.domain.scripts.graph import validate_graph
-from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate
+from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
 from app.lib.db import constraint_name
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.uow import commit
 
-__all__ = ["ScriptService", "script_etag"]
+__all__ = ["AuditRepository", "ScriptService", "script_etag"]
 
 # PATCH fields that are plain columns, in the order their diffs are reported.
 _PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
+# Version numbers are 32-bit integers in the database; larger ones cannot exist.
+_MAX_VERSION = 2**31 - 1
 _CAMEL = {
     "language_codes": "languageCodes",
     "embedding_key": "embeddingKey",
@@ -113,6 +116,8 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         )
 
     async def get_version(self, tenant_id: str, script_id: uuid.UUID, version: int) -> ScriptVersion:
+        if not 1 <= version <= _MAX_VERSION:  # no such version can exist (and the column is int4)
+            raise NotFound(f"Version {version} of this script does not exist.")
         found = await self.versions.get_one_or_none(
             ScriptVersion.script_id == script_id,
             ScriptVersion.version == version,
@@ -121,6 +126,32 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         if found is None:
             raise NotFound(f"Version {version} of this script does not exist.")
         return found
+
+    async def diff_versions(
+        self, tenant_id: str, script_id: uuid.UUID, from_version: int, to_version: int
+    ) -> VersionDiff:
+        # One round trip for both versions; the outer join still tells a missing script apart.
+        wanted = {n for n in (from_version, to_version) if 1 <= n <= _MAX_VERSION}
+        rows = (
+            await self.session.execute(
+                select(Script.id, ScriptVersion)
+                .outerjoin(
+                    ScriptVersion,
+                    and_(
+                        ScriptVersion.script_id == Script.id,
+                        ScriptVersion.version.in_(wanted),
+                    ),
+                )
+                .where(Script.id == script_id, Script.tenant_id == tenant_id)
+            )
+        ).all()
+        if not rows:
+            raise _script_not_found()
+        found = {version.version: version for _, version in rows if version is not None}
+        for number in (from_version, to_version):
+            if number not in found:
+                raise NotFound(f"Version {number} of this script does not exist.")
+        return diff.compare(found[from_version], found[to_version])
 
     async def list_audit(
         self, tenant_id: str, script_id: uuid.UUID, page: PageParams, *, action: str | None = None
@@ -291,6 +322,8 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     async def publish(
         self, tenant_id: str, actor: Actor, script_id: uuid.UUID, version_number: int
     ) -> tuple[Script, ScriptVersion]:
+        if not 1 <= version_number <= _MAX_VERSION:
+            raise NotFound(f"Version {version_number} of this script does not exist.")
         script = await self._lock_script(tenant_id, script_id)
         candidates = (
             await self.session.scalars(
