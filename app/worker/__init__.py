@@ -10,6 +10,8 @@ import asyncio
 import signal
 
 import anyio
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily
 
 from app.config import Settings
 from app.lib.db import asyncpg_connect_kwargs
@@ -17,7 +19,30 @@ from app.server.database import resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.worker.dispatcher import OutboxWorker
 
-__all__ = ["OutboxWorker", "run_standalone"]
+__all__ = ["OutboxWorker", "run_standalone", "serve_worker_metrics"]
+
+
+class _WorkerCollector:
+    def __init__(self, worker: OutboxWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> list[CounterMetricFamily]:
+        return [
+            CounterMetricFamily("scriptworks_worker_claimed", "Commands claimed.", value=self.worker.claimed),
+            CounterMetricFamily(
+                "scriptworks_worker_completed", "Commands completed.", value=self.worker.completed
+            ),
+            CounterMetricFamily(
+                "scriptworks_worker_failed_attempts", "Handler failures.", value=self.worker.failed_attempts
+            ),
+        ]
+
+
+def serve_worker_metrics(worker: OutboxWorker, port: int) -> None:
+    """A standalone worker has no HTTP API; with METRICS_PORT it serves /metrics on its own."""
+    registry = CollectorRegistry()
+    registry.register(_WorkerCollector(worker))
+    start_http_server(port, registry=registry)
 
 
 async def run_standalone(settings: Settings) -> None:
@@ -30,6 +55,8 @@ async def run_standalone(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+    if settings.metrics_port:
+        serve_worker_metrics(worker, settings.metrics_port)
     await worker.start()
     try:
         await stop.wait()

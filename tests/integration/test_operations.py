@@ -19,7 +19,7 @@ from app.server.core import create_app
 from app.worker.maintenance import Retention, prune
 from tests.conftest import ADMIN_TOKEN, Api, assert_error, make_settings, new_tenant, process_env
 from tests.support.runs import script_with_version
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 from tests.support.waiting import eventually
 
 # ---- readiness -------------------------------------------------------------------------------
@@ -182,3 +182,27 @@ async def test_retention_removes_exactly_what_is_past_its_age(private_api: tuple
     expected_events = [r["id"] for r in event_times if r["occurred_at"] >= boundary]
     assert [r["id"] for r in left_events] == expected_events
     assert pruned["events"] == len(event_times) - len(expected_events)
+
+
+async def test_a_standalone_worker_serves_its_own_metrics(fresh_database_url: str) -> None:
+    port = free_port()
+    worker = ServerProcess(process_env(fresh_database_url, METRICS_PORT=str(port)), command=["worker"])
+    worker.start(wait_for_health=False)
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await eventually(
+                lambda: _get_or_none(client, f"http://127.0.0.1:{port}/metrics"), lambda r: r is not None
+            )
+    finally:
+        worker.stop()
+
+    samples = _samples(response.text)
+    assert samples["scriptworks_worker_claimed_total{}"] == 0
+    assert "scriptworks_worker_completed_total{}" in samples
+
+
+async def _get_or_none(client: httpx.AsyncClient, url: str) -> httpx.Response | None:
+    try:
+        return await client.get(url)
+    except httpx.TransportError:
+        return None
