@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m app run`` (or another ``app`` command) in a subprocess, with its own env."""
+    """``python -m app run`` (or another ``app`` command, or another module) in a subprocess."""
 
     def __init__(
         self,
@@ -32,7 +32,9 @@ class ServerProcess:
         command: Sequence[str] | None = None,
         port: int | None = None,
         unset: Sequence[str] = (),
+        module: str = "app",
     ):
+        self.module = module
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         for name in ("LITESTAR_APP", *unset):
@@ -48,7 +50,7 @@ class ServerProcess:
     def start(self, *, wait_for_health: bool = True, timeout: float = 60.0) -> ServerProcess:
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", *self.command],
+                [sys.executable, "-m", self.module, *self.command],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

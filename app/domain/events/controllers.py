@@ -93,6 +93,7 @@ async def _stream(
     subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
     watcher = asyncio.create_task(_close_on(shutdown, subscription))
     try:
+        await hub.ensure_tailing()
         last: Position | None = None
         if cursor is not None or correlation_id is not None:
             assert hub.pool is not None

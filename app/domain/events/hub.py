@@ -126,6 +126,27 @@ class EventHub:
             if not subscribers:
                 del self._subscribers[subscription.tenant_id]
 
+    async def ensure_tailing(self) -> None:
+        """Make sure the tail runs from a position no later than any replay that follows.
+
+        With no subscribers the hub stops reading (a busy API with no open streams would otherwise
+        read every event it writes back). A stream calls this after subscribing and before its
+        replay: the start position taken now precedes the replay's snapshot, so whatever the
+        replay cannot see yet, the tail delivers.
+        """
+        if self._position is not None:
+            return
+        assert self.pool is not None
+        start = await current_start(self.pool)
+        newest = await self.pool.fetchval("SELECT coalesce(max(id), 0) FROM events")
+        # Events up to `newest` are either history or will be read by the tail anyway: no need
+        # to re-poll for them as "announced but not delivered".
+        self._announced = max(self._announced, newest)
+        self._highest_delivered = max(self._highest_delivered, newest)
+        if self._position is None or start < self._position:
+            self._position = start
+        self._wake.set()
+
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
@@ -159,11 +180,6 @@ class EventHub:
                 if self._listener is None or self._listener.is_closed():
                     await self._close_listener()
                     await self._open_listener()
-                    if self._position is None:
-                        assert self.pool is not None
-                        self._position = await current_start(self.pool)
-                        newest = await self.pool.fetchval("SELECT coalesce(max(id), 0) FROM events")
-                        self._announced = self._highest_delivered = newest
                     self._wake.set()  # catch up on whatever happened while not listening
                 await self._tail_once()
                 backoff = 0.1
@@ -179,6 +195,12 @@ class EventHub:
     async def _tail_once(self) -> None:
         await wait_for_event(self._wake, self._poll_seconds)
         self._wake.clear()
+        if not self._subscribers:
+            self._position = None  # idle: nobody to deliver to; a new stream restarts the tail
+            self._announced = self._highest_delivered = 0
+            return
+        if self._position is None:
+            await self.ensure_tailing()
         assert self.pool is not None
         assert self._position is not None
         while True:
