@@ -73,7 +73,9 @@ def create_app() -> Litestar:
         data = msgspec.json.decode(await request.body(), type=RunIn)
         now = datetime.datetime.now(datetime.UTC)
         tenant = request.headers.get("x-tenant-id", "")
-        record = await request.app.state.pool.fetchrow(INSERT_RUN, uuid7(), data.script_id, data.version, now, tenant)
+        record = await request.app.state.pool.fetchrow(
+            INSERT_RUN, uuid7(), data.script_id, data.version, now, tenant
+        )
         return Response(_row(record), status_code=201)
 
     @post("/scripts")
@@ -81,7 +83,9 @@ def create_app() -> Litestar:
         data = msgspec.json.decode(await request.body(), type=ScriptIn)
         now = datetime.datetime.now(datetime.UTC)
         tenant = request.headers.get("x-tenant-id", "")
-        record = await request.app.state.pool.fetchrow(INSERT_SCRIPT, uuid7(), tenant, data.name, data.slug, now)
+        record = await request.app.state.pool.fetchrow(
+            INSERT_SCRIPT, uuid7(), tenant, data.name, data.slug, now
+        )
         return Response(_row(record), status_code=201)
 
     @get("/scripts/{script_id:uuid}")

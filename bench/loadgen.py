@@ -17,7 +17,12 @@ __all__ = ["LoadResult", "encode_request", "run_load"]
 
 
 def encode_request(
-    method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes = b"", host: str = "127.0.0.1"
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    host: str = "127.0.0.1",
 ) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
     for name, value in (headers or {}).items():

@@ -122,7 +122,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short runs, to try the harness")
     parser.add_argument("--only", default="", help="comma-separated measures to run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per throughput measure (median)")

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 
 from bench.loadgen import LoadResult, encode_request, run_load
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 __all__ = ["ALL", "Context"]
 
@@ -34,32 +34,30 @@ class Context:
         return 3.0 if self.quick else 10.0
 
     def start_app(self, **env: str) -> ServerProcess:
-        command = ["run", "--host", "127.0.0.1", "--port", "0", "--wc", str(self.workers)]
-        process = ServerProcess({**self.env, **env}, command=command)
-        process.command[4] = str(process.port)
-        process.start(timeout=120)
-        self.processes.append(process)
-        return process
+        port = free_port()
+        command = ["run", "--host", "127.0.0.1", "--port", str(port), "--wc", str(self.workers)]
+        return self._start(ServerProcess({**self.env, **env}, command=command, port=port))
 
-    def start_bare(self) -> ServerProcess:
-        process = ServerProcess(
-            self.env,
-            module="uvicorn",
-            command=[
-                "--factory",
-                "bench.bare_app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--workers",
-                str(self.workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-        )
-        process.command[5] = str(process.port)
+    def start_bare(
+        self, factory: str = "bench.bare_app:create_app", workers: int | None = None
+    ) -> ServerProcess:
+        port = free_port()
+        command = [
+            "--factory",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers or self.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        return self._start(ServerProcess(self.env, module="uvicorn", command=command, port=port))
+
+    def _start(self, process: ServerProcess) -> ServerProcess:
         process.start(timeout=120)
         self.processes.append(process)
         return process
@@ -123,7 +121,15 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
         run_request = encode_request("POST", "/runs", headers=auth, body=run_body)
         real, _ = await _throughput(ctx, app.port, lambda _n: run_request)
         base, _ = await _throughput(ctx, bare.port, lambda _n: run_request)
-        rows.append(_row("POST /runs", ">= 2,200 req/s and >= 35% of bare", real, base, real >= 2200 and real >= 0.35 * base))
+        rows.append(
+            _row(
+                "POST /runs",
+                ">= 2,200 req/s and >= 35% of bare",
+                real,
+                base,
+                real >= 2200 and real >= 0.35 * base,
+            )
+        )
 
         def script_request(prefix: str) -> Callable[[int], bytes]:
             def make(n: int) -> bytes:
@@ -134,7 +140,11 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
 
         real, _ = await _throughput(ctx, app.port, script_request("real"))
         base, _ = await _throughput(ctx, bare.port, script_request("bare"))
-        rows.append(_row("POST /scripts (script+audit+event)", ">= 40% of bare insert", real, base, real >= 0.4 * base))
+        rows.append(
+            _row(
+                "POST /scripts (script+audit+event)", ">= 40% of bare insert", real, base, real >= 0.4 * base
+            )
+        )
 
         get_request = encode_request("GET", f"/scripts/{script_id}", headers=ctx.headers)
         real, _ = await _throughput(ctx, app.port, lambda _n: get_request)
@@ -146,6 +156,301 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
     return rows
 
 
-ALL: list[tuple[str, Callable[[Context], Awaitable[list[Any]]]]] = [
+# ---- outbox drain ------------------------------------------------------------------------------
+
+
+async def _copy_commands(url: str, tenant: str, count: int, prefix: str) -> None:
+    import datetime
+    import uuid
+
+    import asyncpg
+
+    from app.lib.db import asyncpg_connect_kwargs
+
+    now = datetime.datetime.now(datetime.UTC)
+    rows = [
+        (
+            uuid.uuid4(),
+            tenant,
+            f"{prefix}-{n}",
+            "Bench.Drain.v1",
+            '{"userId": "bench"}',
+            "{}",
+            '{"n": %d}' % n,
+            "PENDING",
+            0,
+            now,
+            now,
+            now,
+        )
+        for n in range(count)
+    ]
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(url))
+    try:
+        await connection.copy_records_to_table(
+            "commands",
+            records=rows,
+            columns=[
+                "id",
+                "tenant_id",
+                "correlation_id",
+                "command",
+                "actor",
+                "context",
+                "payload",
+                "status",
+                "attempts",
+                "available_at",
+                "created_at",
+                "updated_at",
+            ],
+        )
+    finally:
+        await connection.close()
+
+
+async def _count(url: str, sql: str, *args: Any) -> int:
+    import asyncpg
+
+    from app.lib.db import asyncpg_connect_kwargs
+
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(url))
+    try:
+        return await connection.fetchval(sql, *args)
+    finally:
+        await connection.close()
+
+
+async def outbox_drain(ctx: Context) -> list[Any]:
+    """One standalone worker, fake delay 0, drains N pending commands written at once."""
+    import asyncio
+    import time
+
+    from bench.run import Row
+
+    count = 10_000 if ctx.quick else 100_000
+    rates = []
+    for attempt in range(ctx.repeat):
+        worker = ServerProcess({**ctx.env, "WORKER_BATCH_SIZE": "500"}, command=["worker"])
+        worker.start(wait_for_health=False)
+        ctx.processes.append(worker)
+        try:
+            while not await _count(ctx.url, "SELECT count(*) FROM worker_heartbeats"):
+                await asyncio.sleep(0.05)
+            prefix = f"drain{attempt}"
+            await _copy_commands(ctx.url, ctx.tenant, count, prefix)
+            started = time.perf_counter()
+            done_sql = "SELECT count(*) FROM commands WHERE status = 'COMPLETED' AND correlation_id LIKE $1"
+            while await _count(ctx.url, done_sql, f"{prefix}-%") < count:
+                await asyncio.sleep(0.05)
+            rates.append(count / (time.perf_counter() - started))
+        finally:
+            ctx.stop(worker)
+    rate = statistics.median(rates)
+    return [
+        Row(
+            measure=f"outbox drain, 1 worker, {count:,} commands",
+            goal=">= 5,000 commands/s",
+            result=f"{rate:,.0f} commands/s",
+            ok=rate >= 5000,
+        )
+    ]
+
+
+# ---- command -> SSE latency ------------------------------------------------------------------
+
+
+async def command_latency(ctx: Context) -> list[Any]:
+    """POST /commands at a steady 500/s; time until each completion reaches an SSE client."""
+    import asyncio
+    import json
+    import time
+
+    from bench.run import Row
+    from bench.sse_client import SseReader
+
+    app = ctx.start_app(WORKER_ENABLED="true", SSE_PING_SECONDS="60")
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    def on_data(data: str, at: float) -> None:
+        correlation = json.loads(data).get("correlationId")
+        if correlation in sent:
+            latencies.append(at - sent.pop(correlation))
+
+    token = ctx.headers["Authorization"].split()[1]
+    reader = SseReader(app.port, {"tenantId": ctx.tenant, "access_token": token}, on_data)
+    reading = asyncio.create_task(reader.run())
+    try:
+        await asyncio.wait_for(reader.connected.wait(), 10)
+        rate, seconds = 500, (3 if ctx.quick else 10)
+        total = rate * seconds
+        auth = {**ctx.headers, "Content-Type": "application/json"}
+        connections = [await asyncio.open_connection("127.0.0.1", app.port) for _ in range(16)]
+        start = time.perf_counter()
+
+        async def sender(index: int) -> None:
+            from bench.loadgen import _read_response
+
+            reader_, writer = connections[index]
+            for n in range(index, total, len(connections)):
+                due = start + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                correlation = f"lat-{n}"
+                body = _json(
+                    {"command": "Bench.Ping.v1", "actor": {"userId": "b"}, "correlationId": correlation}
+                )
+                sent[correlation] = time.perf_counter()
+                writer.write(encode_request("POST", "/commands", headers=auth, body=body))
+                await _read_response(reader_)
+
+        await asyncio.gather(*(sender(i) for i in range(len(connections))))
+        deadline = time.perf_counter() + 10
+        while sent and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        for _, writer in connections:
+            writer.close()
+    finally:
+        reader.close()
+        reading.cancel()
+        ctx.stop(app)
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2] * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    lost = len(sent)
+    return [
+        Row(
+            measure="command -> SSE event at 500/s, delay 0",
+            goal="p50 <= 10 ms, p99 <= 50 ms",
+            result=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(ordered):,} events, {lost} missing)",
+            ok=p50 <= 10 and p99 <= 50 and lost == 0,
+        )
+    ]
+
+
+# ---- fan-out to 5,000 streams ------------------------------------------------------------------
+
+
+async def _fanout_once(
+    port: int, params: dict[str, str], clients: int, publish: Callable[[], Awaitable[float]], pid: int
+) -> tuple[list[float], float]:
+    """Open ``clients`` streams, publish once; returns receive delays (s) and KiB per connection."""
+    import asyncio
+
+    import psutil
+
+    from bench.sse_client import SseReader
+
+    received: list[float] = []
+    readers = [SseReader(port, params, lambda _d, at: received.append(at)) for _ in range(clients)]
+    process = psutil.Process(pid)
+    before = process.memory_info().rss
+    tasks = []
+    for start in range(0, clients, 250):
+        batch = readers[start : start + 250]
+        tasks += [asyncio.create_task(r.run()) for r in batch]
+        await asyncio.gather(*(asyncio.wait_for(r.connected.wait(), 30) for r in batch))
+    await asyncio.sleep(1)  # let the server settle every stream before measuring memory
+    per_connection = (process.memory_info().rss - before) / clients / 1024
+    published_at = await publish()
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(received) < clients and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    for reader in readers:
+        reader.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return [at - published_at for at in received], per_connection
+
+
+async def sse_fanout(ctx: Context) -> list[Any]:
+    """One event to 5,000 streams on one API process, against a bare sse-starlette fan-out."""
+    import time
+
+    import asyncpg
+
+    from app.lib.db import asyncpg_connect_kwargs
+    from bench.run import Row
+
+    clients = 500 if ctx.quick else 5000
+    token = ctx.headers["Authorization"].split()[1]
+    saved_workers, ctx.workers = ctx.workers, 1
+    try:
+        app = ctx.start_app(SSE_PING_SECONDS="600")
+        assert app.process is not None
+
+        async def publish_real() -> float:
+            connection = await asyncpg.connect(**asyncpg_connect_kwargs(ctx.url))
+            try:
+                async with connection.transaction():
+                    await connection.execute(
+                        "INSERT INTO events (tenant_id, event, payload) VALUES ($1, 'Bench.Fanout.v1', '{}')",
+                        ctx.tenant,
+                    )
+                return time.perf_counter()
+            finally:
+                await connection.close()
+
+        try:
+            delays, memory = await _fanout_once(
+                app.port,
+                {"tenantId": ctx.tenant, "access_token": token},
+                clients,
+                publish_real,
+                app.process.pid,
+            )
+        finally:
+            ctx.stop(app)
+
+        bare = ctx.start_bare("bench.bare_sse:create_app", workers=1)
+        assert bare.process is not None
+
+        async def publish_bare() -> float:
+            async with httpx.AsyncClient() as client:
+                started = time.perf_counter()
+                await client.post(f"{bare.url}/publish")
+                return started
+
+        try:
+            bare_delays, bare_memory = await _fanout_once(
+                bare.port, {}, clients, publish_bare, bare.process.pid
+            )
+        finally:
+            ctx.stop(bare)
+    finally:
+        ctx.workers = saved_workers
+
+    def p99(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else float("inf")
+
+    real_p99, bare_p99 = p99(delays), p99(bare_delays)
+    return [
+        Row(
+            measure=f"one event to {clients:,} SSE clients",
+            goal="p99 <= 1.5x bare fan-out",
+            result=f"p99 {real_p99:.0f} ms ({len(delays):,} got it)",
+            baseline=f"p99 {bare_p99:.0f} ms",
+            ratio=f"{real_p99 / bare_p99:.2f}x" if bare_p99 else "",
+            ok=real_p99 <= 1.5 * bare_p99 and len(delays) == clients,
+        ),
+        Row(
+            measure="memory per SSE connection",
+            goal="<= 40 KiB",
+            result=f"{memory:.1f} KiB",
+            baseline=f"{bare_memory:.1f} KiB",
+            ratio=f"{memory / bare_memory:.2f}x" if bare_memory > 0 else "",
+            ok=memory <= 40,
+        ),
+    ]
+
+
+ALL = [
     ("http", http_writes_and_reads),
+    ("drain", outbox_drain),
+    ("latency", command_latency),
+    ("fanout", sse_fanout),
 ]
