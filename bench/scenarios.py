@@ -176,7 +176,7 @@ async def _copy_commands(url: str, tenant: str, count: int, prefix: str) -> None
             "Bench.Drain.v1",
             '{"userId": "bench"}',
             "{}",
-            '{"n": %d}' % n,
+            f'{{"n": {n}}}',
             "PENDING",
             0,
             now,
