@@ -7,7 +7,7 @@ from app.domain.events.store import LiveEvent, Position
 
 
 def event(n: int, tenant: str = "acme", name: str = "X.Done.v1", correlation: str | None = None) -> LiveEvent:
-    return LiveEvent(Position(100, n), tenant, name, correlation, f'{{"id":{n}}}')
+    return LiveEvent(Position(100, n), tenant, name, correlation, f'{{"id":{n}}}', b"")
 
 
 def hub() -> EventHub:

@@ -9,12 +9,10 @@ hub's own small pool, a page at a time.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
@@ -22,8 +20,8 @@ from litestar.types import ASGIApp
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
-from app.domain.events.hub import EventHub, Subscription
-from app.domain.events.store import START, LiveEvent, Position, position_of, read_after
+from app.domain.events.hub import EventHub
+from app.domain.events.store import START, Position, position_of, read_after
 from app.lib.auth import BROWSER_AUTH_OPT
 from app.lib.errors import TenantRequired, ValidationFailed
 from app.lib.openapi import errors
@@ -73,8 +71,6 @@ def _event_id(value: str | None, field: str) -> int | None:
     return number
 
 
-def _frame(event: LiveEvent) -> ServerSentEvent:
-    return ServerSentEvent(data=event.data, event=event.event, id=str(event.id))
 
 
 def _ping() -> ServerSentEvent:
@@ -87,11 +83,9 @@ async def _stream(
     cursor: int | None,
     correlation_id: str | None,
     events: frozenset[str] | None,
-    shutdown: anyio.Event,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[ServerSentEvent | bytes]:
     # Subscribe before replaying: whatever commits meanwhile is queued, and deduplicated below.
     subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
-    watcher = asyncio.create_task(_close_on(shutdown, subscription))
     try:
         await hub.ensure_tailing()
         last: Position | None = None
@@ -113,7 +107,7 @@ async def _stream(
                     hub.pool, tenant_id, start, correlation_id=correlation_id, events=events
                 ):
                     last = event.position
-                    yield _frame(event)
+                    yield event.frame
         while True:
             event = await subscription.get()
             if event is None:
@@ -123,15 +117,9 @@ async def _stream(
             if last is not None and event.position <= last:
                 continue
             last = event.position
-            yield _frame(event)
+            yield event.frame
     finally:
-        watcher.cancel()
         hub.unsubscribe(subscription)
-
-
-async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
-    await shutdown.wait()
-    subscription.close("shutdown")
 
 
 class EventStreamController(Controller):
@@ -196,13 +184,12 @@ class EventStreamController(Controller):
         if cursor is None:
             cursor = _event_id(since, "since")
         names = frozenset(n.strip() for n in event.split(",") if n.strip()) if event else None
-        shutdown = anyio.Event()
         return EventSourceResponse(
-            _stream(hub, tenant_id, cursor, correlation_id, names or None, shutdown),
+            _stream(hub, tenant_id, cursor, correlation_id, names or None),
             headers=STREAM_HEADERS,
             ping=settings.sse_ping_seconds,
             ping_message_factory=_ping,
-            shutdown_event=shutdown,
+            shutdown_event=hub.shutdown_event,
             shutdown_grace_period=1.0,
             send_timeout=30,
         )

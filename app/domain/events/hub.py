@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import asyncpg
 
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after
@@ -90,6 +91,8 @@ class EventHub:
         self._held_delay = 0.002
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self.shutdown_event: anyio.Event | None = None
         self.pool: asyncpg.Pool | None = None
         self.delivered = 0
 
@@ -97,15 +100,27 @@ class EventHub:
 
     async def start(self) -> None:
         self.pool = await asyncpg.create_pool(min_size=0, max_size=8, **self._connect())
+        # One event for every stream of this process: sse-starlette sets it when the server
+        # begins to shut down, and one task then ends every stream with a final frame.
+        self.shutdown_event = anyio.Event()
         self._task = asyncio.create_task(self._run(), name="event-hub")
+        self._shutdown_task = asyncio.create_task(self._close_streams_on_shutdown(), name="hub-shutdown")
 
-    async def stop(self) -> None:
+    async def _close_streams_on_shutdown(self) -> None:
+        await self.shutdown_event.wait()
+        self._close_all("shutdown")
+
+    def _close_all(self, reason: str) -> None:
         for subscribers in list(self._subscribers.values()):
             for subscription in list(subscribers):
-                subscription.close("shutdown")
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=5)
+                subscription.close(reason)
+
+    async def stop(self) -> None:
+        self._close_all("shutdown")
+        for task in (self._task, self._shutdown_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task}, timeout=5)
         await self._close_listener()
         if self.pool is not None:
             await self.pool.close()

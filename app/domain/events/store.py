@@ -65,6 +65,7 @@ class LiveEvent:
     event: str
     correlation_id: str | None
     data: str
+    frame: bytes  # the whole SSE frame, encoded once for every stream that carries it
 
     @property
     def id(self) -> int:
@@ -82,12 +83,15 @@ class LiveEvent:
             payload=msgspec.Raw(row["payload"]),
             occurred_at=timestamp(occurred),
         )
+        data = _encode(body).decode()
+        frame = f"id: {row['id']}\r\nevent: {row['event']}\r\ndata: {data}\r\n\r\n".encode()
         return cls(
             position=Position(row["xid"], row["id"]),
             tenant_id=row["tenant_id"],
             event=row["event"],
             correlation_id=row["correlation_id"],
-            data=_encode(body).decode(),
+            data=data,
+            frame=frame,
         )
 
 
