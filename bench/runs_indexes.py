@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import Settings
 from app.domain.runs.queries import list_runs
+from app.lib.db import asyncpg_connect_kwargs
 from app.lib.pagination import PageParams, encode_cursor
 from app.server.database import upgrade_database
 
@@ -76,25 +77,8 @@ FROM runs_src
 """
 
 
-def _dsn(url: str) -> dict[str, Any]:
-    parsed = make_url(url)
-    params: dict[str, Any] = {
-        "user": parsed.username or "postgres",
-        "database": parsed.database or "postgres",
-    }
-    if parsed.password:
-        params["password"] = parsed.password
-    host = parsed.query.get("host") or parsed.host
-    if host:
-        params["host"] = host
-    port = parsed.query.get("port") or parsed.port
-    if port:
-        params["port"] = int(port)
-    return params
-
-
 async def _seed(url: str, runs: int) -> None:
-    db = await asyncpg.connect(**_dsn(url))
+    db = await asyncpg.connect(**asyncpg_connect_kwargs(url))
     try:
         started = time.perf_counter()
         tenants = [TENANT, *(f"tenant-{n}" for n in range(1, OTHER_TENANTS + 1))]
@@ -163,7 +147,7 @@ async def _cases(db: asyncpg.Connection) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def _explain(url: str, deep_page_after: int) -> None:
-    db = await asyncpg.connect(**_dsn(url))
+    db = await asyncpg.connect(**asyncpg_connect_kwargs(url))
     dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
     try:
         print(f"{'query':32} {'page':5} {'index':40} {'rows read':>9} {'ms':>7}")
@@ -213,7 +197,7 @@ def _ms(plan: str) -> str:
 
 
 async def _admin(url: str, sql: str) -> None:
-    db = await asyncpg.connect(**_dsn(url))
+    db = await asyncpg.connect(**asyncpg_connect_kwargs(url))
     try:
         await db.execute(sql)
     finally:

@@ -194,3 +194,12 @@ def live_server(database_url: str) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServerProcess]]:
+    """Processes a test starts; whatever is still running at the end is killed."""
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.kill()

@@ -8,7 +8,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -27,14 +27,6 @@ from tests.support.waiting import eventually
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", "x-tenant-id": "acme"}
 COMMAND = {"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u"}, "payload": {}}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.kill()
 
 
 async def test_sigterm_during_a_burst_of_commands_loses_none(

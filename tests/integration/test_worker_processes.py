@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import httpx
-import pytest
 
 from app.lib.db import asyncpg_connect_kwargs
 from tests.conftest import ADMIN_TOKEN, process_env
@@ -21,14 +19,6 @@ from tests.support.waiting import eventually
 TENANT = "acme"
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", "x-tenant-id": TENANT}
 COMMAND = {"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u-1"}, "payload": {"email": "a@b.c"}}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.kill()
 
 
 def api_process(processes: list[ServerProcess], database_url: str, **env: str) -> ServerProcess:
