@@ -71,8 +71,6 @@ def _event_id(value: str | None, field: str) -> int | None:
     return number
 
 
-
-
 def _ping() -> ServerSentEvent:
     return ServerSentEvent(data=timestamp(datetime.datetime.now(datetime.UTC)), event="ping")
 
