@@ -21,8 +21,14 @@ from app.config import Settings, get_settings
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
-from app.domain.runs.controllers import RunController
+from app.domain.runs.controllers import ExecutionReportController, RunController
 from app.domain.scripts.controllers import ScriptController
+from app.domain.triggers.controllers import (
+    EventTypeController,
+    IncomingEventController,
+    InternalSubscriptionController,
+    SubscriptionController,
+)
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
@@ -30,6 +36,7 @@ from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.logging import configure_logging
 from app.lib.pagination import provide_page_params
+from app.lib.rate_limit import rate_limit_config
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
@@ -104,8 +111,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             ScriptController,
             RunController,
+            ExecutionReportController,
             CommandController,
             EventStreamController,
+            EventTypeController,
+            SubscriptionController,
+            InternalSubscriptionController,
+            IncomingEventController,
         ],
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
@@ -116,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             CorrelationIdMiddleware(),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
+            rate_limit_config(settings.rate_limit_per_minute).middleware,
             IdempotencyMiddleware(database, settings),
         ],
         exception_handlers={Exception: exception_to_response},
@@ -146,6 +159,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
                 Tag(name="Events", description="Live events over Server-Sent Events."),
                 Tag(name="Runs", description="Runs of script versions, their variables and executed steps."),
+                Tag(
+                    name="Triggers",
+                    description="Event types, incoming events, schedules, custom endpoints.",
+                ),
+                Tag(
+                    name="Trigger subscriptions",
+                    description="Bind an event on a subject to a script (admin role).",
+                ),
+                Tag(
+                    name="Trigger subscriptions (internal)",
+                    description="The same for internal services, without the admin role.",
+                ),
                 Tag(name="Operations", description="Health and readiness."),
             ],
             use_handler_docstrings=False,
