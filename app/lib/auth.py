@@ -25,6 +25,7 @@ __all__ = [
     "PUBLIC_OPT",
     "BearerAuthMiddleware",
     "admin_guard",
+    "bearer_token",
     "provide_actor",
     "require_admin",
 ]

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -27,8 +27,11 @@ from app.domain.triggers.controllers import (
     EventTypeController,
     IncomingEventController,
     InternalSubscriptionController,
+    ScheduleController,
+    ScriptScheduleController,
     SubscriptionController,
 )
+from app.domain.triggers.endpoint_controllers import HookController, ScriptEndpointController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
@@ -109,19 +112,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController,
-            ScriptController,
-            RunController,
-            ExecutionReportController,
-            CommandController,
             EventStreamController,
-            EventTypeController,
-            SubscriptionController,
-            InternalSubscriptionController,
-            IncomingEventController,
+            # /hooks names its tenant in the path, as the path parameter ``tenant_id``.
+            HookController,
+            Router(
+                path="/",
+                route_handlers=[
+                    ScriptController,
+                    RunController,
+                    ExecutionReportController,
+                    CommandController,
+                    EventTypeController,
+                    SubscriptionController,
+                    InternalSubscriptionController,
+                    IncomingEventController,
+                    ScriptScheduleController,
+                    ScheduleController,
+                    ScriptEndpointController,
+                ],
+                # The x-tenant-id header's tenant, for every tenant-scoped route.
+                dependencies={"tenant_id": Provide(provide_tenant_id)},
+            ),
         ],
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
-            "tenant_id": Provide(provide_tenant_id),
             "actor": Provide(provide_actor),
             "page": Provide(provide_page_params),
         },
