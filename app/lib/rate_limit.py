@@ -3,8 +3,8 @@
 
 Litestar's ``RateLimitMiddleware`` does the counting (a sliding window per key in an app store);
 this module says which routes count (those whose handler opt names a limit group), what a key
-is (the group and the tenant: the ``x-tenant-id`` header, or the ``tenant_id`` path parameter of
-``/hooks``), and answers a refusal in the standard error shape with ``Retry-After``. Each group
+is (the group and the tenant: the ``tenant_id`` path parameter of ``/hooks``, else the
+``x-tenant-id`` header), and answers a refusal in the standard error shape with ``Retry-After``. Each group
 counts separately, so a flood of webhooks does not starve a tenant's commands.
 
 The default store lives in memory: the limit holds per process. Behind N API processes a tenant
@@ -37,7 +37,8 @@ def _group(request: Request[Any, Any, Any]) -> str | None:
 
 
 def _identifier(request: Request[Any, Any, Any]) -> str:
-    tenant = request.headers.get("x-tenant-id") or request.path_params.get("tenant_id")
+    # The path names the tenant of /hooks; a header there must not pick another tenant's bucket.
+    tenant = request.path_params.get("tenant_id") or request.headers.get("x-tenant-id")
     if not tenant:
         # No tenant: the route will refuse the request anyway; count it per client address.
         tenant = f"address:{request.client.host if request.client else 'unknown'}"

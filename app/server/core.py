@@ -44,7 +44,7 @@ from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController
-from app.worker.dispatcher import OutboxWorker
+from app.worker import BackgroundWork
 
 __all__ = ["create_app"]
 
@@ -67,16 +67,16 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
         hub = EventHub(lambda: asyncpg_connect_kwargs(url), poll_seconds=settings.worker_poll_seconds)
         await hub.start()
         app.state.hub = hub
-        worker: OutboxWorker | None = None
+        worker: BackgroundWork | None = None
         if settings.worker_enabled:
-            worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+            worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
             await worker.start()
         app.state.worker = worker
         try:
             yield
         finally:
             if worker is not None:
-                await worker.stop(settings.shutdown_grace_seconds)
+                await worker.stop()
             await hub.stop()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
