@@ -278,3 +278,18 @@ async def test_a_failure_after_the_runs_started_leaves_neither_event_nor_runs(
     assert retried.status_code == 202
     assert len(retried.json()["runs"]) == 1
     assert [r["id"] for r in await runs_of(api)] == [retried.json()["runs"][0]["runId"]]
+
+
+async def test_an_idempotency_key_replays_the_answer_and_starts_nothing_more(api: Api) -> None:
+    name = await event_type(api)
+    await subscribe(api, "sensor-1", name, await published_script(api))
+    headers = {"Idempotency-Key": f"evt-{uuid.uuid4()}"}
+    body = {"eventName": name, "subject": "sensor-1"}
+
+    first = await api.post("/events", json=body, headers=headers)
+    again = await api.post("/events", json=body, headers=headers)
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert len(await runs_of(api, triggerType="EVENT_TRIGGER")) == 1
