@@ -160,13 +160,19 @@ class Scheduler:
         try:
             cron = CronSchedule(row["cron"], row["timezone"])
         except CronError as error:  # stored values were valid; a zone may vanish from tzdata
-            return self._failed(row, now, row["next_fire_at"], str(error)), []
+            later = now + datetime.timedelta(seconds=self.settings.scheduler_retry_max_seconds)
+            return self._failed(row, now, later, str(error)), []
         due = due_fire_times(
             cron,
             row["next_fire_at"],
             now,
             datetime.timedelta(seconds=self.settings.scheduler_catch_up_seconds),
         )
+        if not due.fire_times:
+            # Nothing is due after all (the pending fire time is ahead): just keep the plan.
+            return _Outcome(
+                row["id"], due.next_fire_at, due.next_fire_at, row["failed_attempts"], None, None
+            ), []
         if not row["has_active_version"]:
             return self._failed(
                 row, now, due.next_fire_at, "the script has no active (published) version"
