@@ -62,6 +62,12 @@ class Settings:
     db_pool_timeout: float = 2.0
     run_retention_days: float = 30.0
     event_retention_days: float = 30.0
+    scheduler_poll_seconds: float = 1.0
+    scheduler_catch_up_seconds: float = 60.0
+    scheduler_max_attempts: int = 5
+    scheduler_retry_base_seconds: float = 1.0
+    scheduler_retry_max_seconds: float = 300.0
+    rate_limit_per_minute: int = 6000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -118,6 +124,24 @@ class Settings:
             run_retention_days=_float("RUN_RETENTION_DAYS", get("RUN_RETENTION_DAYS"), 30.0, minimum=0.0001),
             event_retention_days=_float(
                 "EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"), 30.0, minimum=0.0001
+            ),
+            scheduler_poll_seconds=_float(
+                "SCHEDULER_POLL_SECONDS", get("SCHEDULER_POLL_SECONDS"), 1.0, minimum=0.01
+            ),
+            scheduler_catch_up_seconds=_float(
+                "SCHEDULER_CATCH_UP_SECONDS", get("SCHEDULER_CATCH_UP_SECONDS"), 60.0, minimum=0.0
+            ),
+            scheduler_max_attempts=_int(
+                "SCHEDULER_MAX_ATTEMPTS", get("SCHEDULER_MAX_ATTEMPTS"), 5, minimum=1
+            ),
+            scheduler_retry_base_seconds=_float(
+                "SCHEDULER_RETRY_BASE_SECONDS", get("SCHEDULER_RETRY_BASE_SECONDS"), 1.0, minimum=0.0
+            ),
+            scheduler_retry_max_seconds=_float(
+                "SCHEDULER_RETRY_MAX_SECONDS", get("SCHEDULER_RETRY_MAX_SECONDS"), 300.0, minimum=0.0
+            ),
+            rate_limit_per_minute=_int(
+                "RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE"), 6000, minimum=1
             ),
         )
 

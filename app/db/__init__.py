@@ -7,18 +7,25 @@ from app.db.idempotency import IdempotencyKey
 from app.db.operations import WorkerHeartbeat
 from app.db.runs import Run, RunStep, RunVariable
 from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.db.triggers import Endpoint, EventType, IncomingEvent, Schedule, TriggerSubscription, WorkerCursor
 
 __all__ = [
     "AuditEntry",
     "Base",
     "Command",
+    "Endpoint",
     "Event",
+    "EventType",
     "IdempotencyKey",
+    "IncomingEvent",
     "Run",
     "RunStep",
     "RunVariable",
+    "Schedule",
     "Script",
     "ScriptVersion",
     "TenantScoped",
+    "TriggerSubscription",
+    "WorkerCursor",
     "WorkerHeartbeat",
 ]

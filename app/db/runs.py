@@ -80,10 +80,11 @@ class Run(TenantScoped, Base):
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     trigger_type: Mapped[str] = mapped_column(String(32))
-    # Foreign keys to schedules and incoming events arrive with the tables they point at.
-    schedule_id: Mapped[uuid.UUID | None] = mapped_column()
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", name="fk_runs_schedule"))
     planned_at: Mapped[datetime.datetime | None] = mapped_column(TIMESTAMP(timezone=True))
-    triggering_event_id: Mapped[uuid.UUID | None] = mapped_column()
+    triggering_event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("incoming_events.id", name="fk_runs_triggering_event")
+    )
     event_data: Mapped[dict[str, Any] | None] = mapped_column(Json)
     started_by_id: Mapped[str | None] = mapped_column(String(128))
     connector_type: Mapped[str | None] = mapped_column(String(100))
@@ -142,6 +143,22 @@ class Run(TenantScoped, Base):
             "triggering_event_id",
             text("started_at DESC"),
             text("id DESC"),
+            postgresql_where=text("triggering_event_id IS NOT NULL"),
+        ),
+        # Exactly one scheduled run per fire time, and one run of a script per incoming event,
+        # whoever inserts it: triggered starts and execution reports use ON CONFLICT DO NOTHING.
+        Index(
+            "uq_runs_schedule_planned",
+            "schedule_id",
+            "planned_at",
+            unique=True,
+            postgresql_where=text("trigger_type = 'SCHEDULED_TASK'"),
+        ),
+        Index(
+            "uq_runs_event_script",
+            "triggering_event_id",
+            "script_id",
+            unique=True,
             postgresql_where=text("triggering_event_id IS NOT NULL"),
         ),
     )

@@ -18,8 +18,17 @@ from app.lib.errors import Forbidden, Unauthorized
 if TYPE_CHECKING:
     from litestar import Request
     from litestar.connection import ASGIConnection
+    from litestar.handlers import BaseRouteHandler
 
-__all__ = ["BROWSER_AUTH_OPT", "PUBLIC_OPT", "BearerAuthMiddleware", "provide_actor", "require_admin"]
+__all__ = [
+    "BROWSER_AUTH_OPT",
+    "PUBLIC_OPT",
+    "BearerAuthMiddleware",
+    "admin_guard",
+    "bearer_token",
+    "provide_actor",
+    "require_admin",
+]
 
 # Route opt flags: no authentication at all; or also accept ?access_token= / an access_token
 # cookie (for EventSource, which cannot send headers).
@@ -61,3 +70,8 @@ async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 def require_admin(actor: Actor) -> None:
     if not actor.is_admin:
         raise Forbidden("This operation requires the admin role.")
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Route guard: only callers with the admin role (403 FORBIDDEN otherwise)."""
+    require_admin(connection.user)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["asyncpg_connect_kwargs", "constraint_name"]
+__all__ = ["asyncpg_connect_kwargs", "constraint_name", "driver_connection"]
 
 
 def constraint_name(error: BaseException) -> str | None:
@@ -44,3 +45,10 @@ def asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
     if port:
         params["port"] = int(port)
     return params
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction (begun if it was not), for the
+    plain-SQL statements that share the session's unit of work."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection

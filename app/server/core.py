@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,8 +21,17 @@ from app.config import Settings, get_settings
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
-from app.domain.runs.controllers import RunController
+from app.domain.runs.controllers import ExecutionReportController, RunController
 from app.domain.scripts.controllers import AuditController, ScriptController
+from app.domain.triggers.controllers import (
+    EventTypeController,
+    IncomingEventController,
+    InternalSubscriptionController,
+    ScheduleController,
+    ScriptScheduleController,
+    SubscriptionController,
+)
+from app.domain.triggers.endpoint_controllers import HookController, ScriptEndpointController
 from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
@@ -30,12 +39,13 @@ from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.logging import configure_logging
 from app.lib.pagination import provide_page_params
+from app.lib.rate_limit import rate_limit_config
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController, migrations_head
 from app.server.metrics import MetricsController, prometheus_config
-from app.worker.dispatcher import OutboxWorker
+from app.worker import BackgroundWork
 
 __all__ = ["create_app"]
 
@@ -58,16 +68,16 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
         hub = EventHub(lambda: asyncpg_connect_kwargs(url), poll_seconds=settings.worker_poll_seconds)
         await hub.start()
         app.state.hub = hub
-        worker: OutboxWorker | None = None
+        worker: BackgroundWork | None = None
         if settings.worker_enabled:
-            worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+            worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
             await worker.start()
         app.state.worker = worker
         try:
             yield
         finally:
             if worker is not None:
-                await worker.stop(settings.shutdown_grace_seconds)
+                await worker.stop()
             await hub.stop()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
@@ -104,15 +114,31 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             HealthController,
             MetricsController,
-            ScriptController,
-            AuditController,
-            RunController,
-            CommandController,
             EventStreamController,
+            # /hooks names its tenant in the path, as the path parameter ``tenant_id``.
+            HookController,
+            Router(
+                path="/",
+                route_handlers=[
+                    ScriptController,
+                    AuditController,
+                    RunController,
+                    ExecutionReportController,
+                    CommandController,
+                    EventTypeController,
+                    SubscriptionController,
+                    InternalSubscriptionController,
+                    IncomingEventController,
+                    ScriptScheduleController,
+                    ScheduleController,
+                    ScriptEndpointController,
+                ],
+                # The x-tenant-id header's tenant, for every tenant-scoped route.
+                dependencies={"tenant_id": Provide(provide_tenant_id)},
+            ),
         ],
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
         dependencies={
-            "tenant_id": Provide(provide_tenant_id),
             "actor": Provide(provide_actor),
             "page": Provide(provide_page_params),
         },
@@ -120,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CorrelationIdMiddleware(),
             prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
+            rate_limit_config(settings.rate_limit_per_minute).middleware,
             IdempotencyMiddleware(database, settings),
         ],
         exception_handlers={Exception: exception_to_response},
@@ -150,6 +177,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
                 Tag(name="Events", description="Live events over Server-Sent Events."),
                 Tag(name="Runs", description="Runs of script versions, their variables and executed steps."),
+                Tag(
+                    name="Triggers",
+                    description="Event types, incoming events, schedules, custom endpoints.",
+                ),
+                Tag(
+                    name="Trigger subscriptions",
+                    description="Bind an event on a subject to a script (admin role).",
+                ),
+                Tag(
+                    name="Trigger subscriptions (internal)",
+                    description="The same for internal services, without the admin role.",
+                ),
                 Tag(name="Operations", description="Health, readiness and metrics."),
             ],
             use_handler_docstrings=False,

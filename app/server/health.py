@@ -84,11 +84,9 @@ class HealthController(Controller):
         settings: Settings = request.app.state.settings
         checks = await _database_checks(request, request.app.state.migrations_head)
         if settings.worker_enabled:
-            worker = getattr(request.app.state, "worker", None)
-            stale = (
-                worker is None
-                or time.time() - worker.last_heartbeat > settings.worker_heartbeat_stale_seconds
-            )
+            background = getattr(request.app.state, "worker", None)
+            last_beat = background.outbox.last_heartbeat if background is not None else 0.0
+            stale = time.time() - last_beat > settings.worker_heartbeat_stale_seconds
             checks["worker"] = "stale heartbeat" if stale else "ok"
         failing = sorted(name for name, result in checks.items() if result != "ok")
         if failing:

@@ -91,7 +91,8 @@ async def _families(request: Request[Any, Any, Any]) -> list[Any]:
                 hub.delivered,
             ),
         ]
-    worker = getattr(state, "worker", None)
+    background = getattr(state, "worker", None)
+    worker = background.outbox if background is not None else None
     if worker is not None:
         families += [
             _counter(

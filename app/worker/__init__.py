@@ -1,13 +1,16 @@
-"""Background work: the outbox dispatcher (and, later, schedules and pruning).
+"""Background work: the outbox dispatcher, the scheduler and the lifecycle-hook dispatcher.
 
 Runs inside the API process under ``scriptworks run`` (``WORKER_ENABLED``) or alone under
-``scriptworks worker``; any number of workers may share one database.
+``scriptworks worker``; any number of workers may share one database. Each part has its own
+small connection pool and its own start/stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry, start_http_server
@@ -18,8 +21,17 @@ from app.lib.db import asyncpg_connect_kwargs
 from app.server.database import resolve_database_url, upgrade_database
 from app.server.embedded import EmbeddedPostgres
 from app.worker.dispatcher import OutboxWorker
+from app.worker.hooks import LifecycleHookDispatcher
+from app.worker.scheduler import Scheduler
 
-__all__ = ["OutboxWorker", "run_standalone", "serve_worker_metrics"]
+__all__ = [
+    "BackgroundWork",
+    "LifecycleHookDispatcher",
+    "OutboxWorker",
+    "Scheduler",
+    "run_standalone",
+    "serve_worker_metrics",
+]
 
 
 class _WorkerCollector:
@@ -45,6 +57,27 @@ def serve_worker_metrics(worker: OutboxWorker, port: int) -> None:
     start_http_server(port, registry=registry)
 
 
+class BackgroundWork:
+    """Everything a worker runs: commands from the outbox, schedules, lifecycle hooks."""
+
+    def __init__(self, settings: Settings, connect: Callable[[], dict[str, Any]]) -> None:
+        self.settings = settings
+        self.outbox = OutboxWorker(settings, connect)
+        self.scheduler = Scheduler(settings, connect)
+        self.hooks = LifecycleHookDispatcher(settings, connect)
+
+    async def start(self) -> None:
+        await self.outbox.start()
+        await self.scheduler.start()
+        await self.hooks.start()
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        await self.hooks.stop(grace)
+        await self.scheduler.stop(grace)
+        await self.outbox.stop(grace)
+
+
 async def run_standalone(settings: Settings) -> None:
     """``scriptworks worker``: run until SIGTERM/SIGINT, then stop gracefully."""
     url = await anyio.to_thread.run_sync(resolve_database_url, settings)
@@ -54,13 +87,13 @@ async def run_standalone(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    worker = OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+    worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
     if settings.metrics_port:
-        serve_worker_metrics(worker, settings.metrics_port)
+        serve_worker_metrics(worker.outbox, settings.metrics_port)
     await worker.start()
     try:
         await stop.wait()
     finally:
-        await worker.stop(settings.shutdown_grace_seconds)
+        await worker.stop()
         if settings.uses_embedded_database:
             await anyio.to_thread.run_sync(EmbeddedPostgres.stop, settings.pgdata_dir)

@@ -1,7 +1,7 @@
 """Worker heartbeats, for readiness checks of API processes that rely on separate workers.
 
 Revision ID: 0007_operations
-Revises: 0005_idempotency
+Revises: 0006_triggers
 Create Date: 2026-11-22
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_operations"
-down_revision = "0005_idempotency"
+down_revision = "0006_triggers"
 branch_labels = None
 depends_on = None
 

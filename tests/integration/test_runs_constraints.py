@@ -1,4 +1,4 @@
-"""The database itself keeps runs, variables and steps consistent, whatever writes to it.
+"""The database itself keeps runs, variables, steps and trigger keys consistent, whatever writes to it.
 
 The one place tests write SQL directly: the point is that the database refuses these rows.
 """
@@ -16,6 +16,7 @@ import pytest
 from app.lib.db import asyncpg_connect_kwargs
 from tests.conftest import Api
 from tests.support.runs import script_with_version, start_run
+from tests.support.triggers import event_type, post_event
 
 NOW = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
 SCHEDULE = {"schedule_id": uuid.uuid4(), "planned_at": NOW}
@@ -75,13 +76,82 @@ INCONSISTENT = [
 ]
 
 
+async def real_source(api: Api, script_id: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The source with ids of a real schedule and a real incoming event (the foreign keys hold)."""
+    real = dict(source)
+    if "schedule_id" in real:
+        response = await api.post(f"/scripts/{script_id}/schedules", json={"cron": "0 9 1 1 *"})
+        real["schedule_id"] = uuid.UUID(response.json()["id"])
+    if "triggering_event_id" in real:
+        event = await post_event(api, await event_type(api), "sensor-1")
+        real["triggering_event_id"] = uuid.UUID(event["eventId"])
+    return real
+
+
 @pytest.mark.parametrize(("trigger_type", "source"), CONSISTENT, ids=[t for t, _ in CONSISTENT])
 async def test_the_database_accepts_a_run_whose_source_fits_its_trigger_type(
     api: Api, tenant: str, db: asyncpg.Connection, trigger_type: str, source: dict[str, Any]
 ) -> None:
     script_id, version = await script_with_version(api)
 
-    await insert_run(db, tenant, script_id, version, trigger_type=trigger_type, **source)
+    await insert_run(
+        db, tenant, script_id, version, trigger_type=trigger_type, **await real_source(api, script_id, source)
+    )
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "source"),
+    [("SCHEDULED_TASK", SCHEDULE), ("EVENT_TRIGGER", EVENT)],
+    ids=["unknown-schedule", "unknown-event"],
+)
+async def test_the_database_refuses_a_run_of_an_unknown_schedule_or_event(
+    api: Api, tenant: str, db: asyncpg.Connection, trigger_type: str, source: dict[str, Any]
+) -> None:
+    script_id, version = await script_with_version(api)
+
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await insert_run(db, tenant, script_id, version, trigger_type=trigger_type, **source)
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "source", "index"),
+    [
+        ("SCHEDULED_TASK", SCHEDULE, "uq_runs_schedule_planned"),
+        ("EVENT_TRIGGER", EVENT, "uq_runs_event_script"),
+        ("LIFECYCLE_HOOK", EVENT, "uq_runs_event_script"),
+    ],
+    ids=["fire-time", "event-and-script", "hook-and-script"],
+)
+async def test_the_database_refuses_a_second_run_of_one_trigger_key(
+    api: Api, tenant: str, db: asyncpg.Connection, trigger_type: str, source: dict[str, Any], index: str
+) -> None:
+    script_id, version = await script_with_version(api)
+    real = await real_source(api, script_id, source)
+    await insert_run(db, tenant, script_id, version, trigger_type=trigger_type, **real)
+
+    with pytest.raises(asyncpg.UniqueViolationError) as refused:
+        await insert_run(db, tenant, script_id, version, trigger_type=trigger_type, **real)
+
+    assert refused.value.constraint_name == index
+
+
+async def test_the_database_refuses_a_second_active_subscription(
+    api: Api, tenant: str, db: asyncpg.Connection
+) -> None:
+    name = await event_type(api)
+    script_id, _ = await script_with_version(api)
+    insert = (
+        "INSERT INTO trigger_subscriptions (id, tenant_id, subject, event_name, script_id, active, "
+        "deactivated_at, created_by_id, created_at, updated_at) "
+        "VALUES ($1, $2, 's', $3, $4, $5, $6, 'x', now(), now())"
+    )
+    await db.execute(insert, uuid.uuid4(), tenant, name, uuid.UUID(script_id), False, NOW)
+    await db.execute(insert, uuid.uuid4(), tenant, name, uuid.UUID(script_id), True, None)
+
+    with pytest.raises(asyncpg.UniqueViolationError) as refused:
+        await db.execute(insert, uuid.uuid4(), tenant, name, uuid.UUID(script_id), True, None)
+
+    assert refused.value.constraint_name == "uq_trigger_subscriptions_active"
 
 
 @pytest.mark.parametrize(

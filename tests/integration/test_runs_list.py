@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
 
-from app.config import Actor
-from app.domain.runs.schemas import RunCreate
-from app.domain.runs.services import RunService, RunSource
 from tests.conftest import Api, assert_error
 from tests.support.runs import script_with_version, start_run
-
-
-@pytest.fixture
-async def runs_service(database_url: str) -> AsyncIterator[RunService]:
-    """The run service on its own engine, for runs the HTTP API cannot start yet (event triggers)."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    async with AsyncSession(engine) as session:
-        yield RunService(session)
-    await engine.dispose()
+from tests.support.triggers import event_type, post_event, subscribe
 
 
 async def list_ids(api: Api, **params: str) -> list[str]:
@@ -92,31 +77,22 @@ async def test_runs_are_filtered_by_status(api: Api) -> None:
     assert await list_ids(api, status="SUCCEEDED") == []
 
 
-async def test_runs_are_filtered_by_trigger_type_and_triggering_event(
-    api: Api, tenant: str, runs_service: RunService
-) -> None:
+async def test_runs_are_filtered_by_trigger_type_and_triggering_event(api: Api) -> None:
     script_id, version = await script_with_version(api)
+    await api.publish(script_id, version)
     by_hand = await start_run(api, script_id, version)
-    event_id, other_event_id = uuid.uuid4(), uuid.uuid4()
-    for triggering_event in (event_id, other_event_id):
-        await runs_service.start_run(
-            tenant,
-            Actor(id="trigger", roles=frozenset()),
-            RunCreate(script_id=uuid.UUID(script_id), version=version),
-            RunSource(
-                trigger_type="EVENT_TRIGGER",
-                triggering_event_id=triggering_event,
-                event_data={"subject": "device-1", "payload": {"room": "kitchen"}},
-            ),
-        )
+    name = await event_type(api)
+    await subscribe(api, "device-1", name, script_id)
+    event = await post_event(api, name, "device-1", payload={"room": "kitchen"})
+    await post_event(api, name, "device-1", payload={"room": "hall"})
 
     assert await list_ids(api, triggerType="API_RUN") == [by_hand["id"]]
     assert len(await list_ids(api, triggerType="EVENT_TRIGGER")) == 2
     assert await list_ids(api, triggerType="SCHEDULED_TASK") == []
-    (event_run,) = (await api.get("/runs", params={"triggeringEventId": str(event_id)})).json()["items"]
-    assert (event_run["triggerType"], event_run["triggeringEventId"]) == ("EVENT_TRIGGER", str(event_id))
-    assert event_run["startedById"] == "trigger"
-    assert event_run["eventData"] == {"subject": "device-1", "payload": {"room": "kitchen"}}
+    (event_run,) = (await api.get("/runs", params={"triggeringEventId": event["eventId"]})).json()["items"]
+    assert (event_run["triggerType"], event_run["triggeringEventId"]) == ("EVENT_TRIGGER", event["eventId"])
+    assert event_run["startedById"] == "alice"
+    assert event_run["eventData"]["payload"] == {"room": "kitchen"}
 
 
 async def test_from_is_inclusive_and_to_exclusive_on_started_at(api: Api) -> None:

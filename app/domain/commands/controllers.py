@@ -14,6 +14,7 @@ from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatu
 from app.domain.commands.services import CommandService
 from app.lib.correlation import correlation_id_of
 from app.lib.openapi import errors, json_body
+from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.tenancy import ensure_same_tenant
 
 __all__ = ["CommandController"]
@@ -44,8 +45,10 @@ class CommandController(Controller):
         summary="Post a command",
         description="Writes the command to the outbox (PENDING) in this request's transaction; a worker "
         "runs it and publishes its completion event (see GET /events/stream). A second command with the "
-        "same correlationId in the tenant is 409 DUPLICATE_CORRELATION_ID.",
+        "same correlationId in the tenant is 409 DUPLICATE_CORRELATION_ID. Rate-limited per tenant "
+        "(429 RATE_LIMIT_EXCEEDED with Retry-After).",
         responses=errors(400, 401, 403, 409, 413, 429),
+        opt={RATE_LIMIT_OPT: "commands"},
     )
     async def post_command(
         self,

@@ -1,1 +1,1 @@
-"""Runs of script versions, their typed variables and executed steps."""
+"""Runs of script versions, their typed variables, executed steps and execution reports."""

@@ -6,19 +6,22 @@ import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import Actor
+from app.domain.runs.reports import ExecutionReportService
 from app.domain.runs.schemas import (
+    ExecutionReport,
     RunCreate,
     RunDetail,
     RunFinish,
     RunOut,
     RunStarted,
     RunStatus,
+    ScheduledExecutionReport,
     StepIn,
     StepOut,
     TriggerType,
@@ -26,11 +29,11 @@ from app.domain.runs.schemas import (
     VariableOut,
 )
 from app.domain.runs.services import RunService
-from app.lib.openapi import errors
+from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
 
-__all__ = ["RunController"]
+__all__ = ["ExecutionReportController", "RunController"]
 
 Runs = NamedDependency[RunService]
 Tenant = NamedDependency[str]
@@ -48,6 +51,110 @@ async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant
     """
     state = request.app.state
     return RunService(state.database.provide_session(state, request.scope))
+
+
+async def provide_report_service(
+    request: Request[Any, Any, Any], tenant_id: Tenant
+) -> ExecutionReportService:
+    """Like ``provide_run_service``: the report service on the request's session."""
+    state = request.app.state
+    return ExecutionReportService(state.database.provide_session(state, request.scope))
+
+
+_REPORT_STEPS = [
+    {"nodeId": "greet", "stepType": "say", "nextNodeId": "confirm", "executedAt": "2026-03-01T10:00:00.120Z"},
+    {
+        "nodeId": "confirm",
+        "stepType": "closedQuestion",
+        "executedAt": "2026-03-01T10:00:04.500Z",
+        "data": {"dataType": "closedQuestionData", "answer": "yes", "probability": 0.93},
+    },
+]
+TriggeredReportBody = Annotated[
+    ExecutionReport,
+    json_body(
+        {
+            "version": 3,
+            "status": "SUCCEEDED",
+            "startedAt": "2026-03-01T10:00:00.000Z",
+            "endedAt": "2026-03-01T10:00:05.000Z",
+            "steps": _REPORT_STEPS,
+        },
+        "status and endedAt only when the execution is over; startedAt only counts when the report "
+        "creates the run.",
+    ),
+]
+ScheduledReportBody = Annotated[
+    ScheduledExecutionReport,
+    json_body(
+        {
+            "version": 3,
+            "plannedAt": "2026-03-01T10:00:00.000Z",
+            "status": "FAILED",
+            "steps": _REPORT_STEPS[:1],
+        },
+        "plannedAt is the fire time the execution belongs to (the run's plannedAt).",
+    ),
+]
+_REPORT_RULES = (
+    "Steps are checked like `POST /runs/{runId}/steps` (400/422 alike) and stored once per "
+    "(nodeId, executedAt), so a retry adds nothing; `status` finishes the run (the same status again is "
+    "a no-op; a different one, or new steps for a finished run, 409 RUN_FINISHED). The report's "
+    "`version` must be the run's (409 CONFLICT); when it creates the run, the version must exist "
+    "(422 VERSION_NOT_FOUND)."
+)
+
+
+class ExecutionReportController(Controller):
+    """Runners report a whole triggered or scheduled execution at once (idempotent PUTs)."""
+
+    path = "/scripts/{script_id:uuid}/runs"
+    tags = ["Runs"]
+    dependencies = {"reports": Provide(provide_report_service)}
+
+    @put(
+        "/triggered/{event_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Report a triggered execution",
+        description="Completes the run the incoming event started for this script, or creates it "
+        "(EVENT_TRIGGER, or LIFECYCLE_HOOK for a recorded lifecycle event) when there is none. "
+        + _REPORT_RULES
+        + " Unknown event or script (of this tenant) → 404.",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
+    async def report_triggered(
+        self,
+        reports: NamedDependency[ExecutionReportService],
+        tenant_id: Tenant,
+        request: Request[Actor, Any, Any],
+        script_id: FromPath[UUID],
+        event_id: FromPath[UUID],
+        data: TriggeredReportBody,
+    ) -> None:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        await reports.report_triggered(tenant_id, request.user, script_id, event_id, data)
+
+    @put(
+        "/scheduled/{schedule_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Report a scheduled execution",
+        description="Completes the run of the schedule's fire time `plannedAt`, or creates it "
+        "(SCHEDULED_TASK) when there is none. "
+        + _REPORT_RULES
+        + " Unknown schedule, a schedule of another script, or unknown script → 404.",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
+    async def report_scheduled(
+        self,
+        reports: NamedDependency[ExecutionReportService],
+        tenant_id: Tenant,
+        request: Request[Actor, Any, Any],
+        script_id: FromPath[UUID],
+        schedule_id: FromPath[UUID],
+        data: ScheduledReportBody,
+    ) -> None:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        await reports.report_scheduled(tenant_id, request.user, script_id, schedule_id, data)
 
 
 class RunController(Controller):

@@ -16,6 +16,7 @@ from app.lib.schema import CamelStruct, Timestamp, TimestampOrNone, timestamp, t
 
 __all__ = [
     "MAX_BATCH",
+    "ExecutionReport",
     "FinishStatus",
     "RunCreate",
     "RunDetail",
@@ -23,11 +24,13 @@ __all__ = [
     "RunOut",
     "RunStarted",
     "RunStatus",
+    "ScheduledExecutionReport",
     "StepIn",
     "StepOut",
     "TriggerType",
     "VariableIn",
     "VariableOut",
+    "check_report",
     "check_steps",
     "check_variables",
 ]
@@ -81,6 +84,24 @@ class StepIn(CamelStruct):
     executed_at: AwareTime
     next_node_id: NodeId | None = None
     data: StepData | None = None
+
+
+class ExecutionReport(CamelStruct, kw_only=True):
+    """A runner's report of a whole triggered execution: the version it ran, its steps and,
+    when it is over, the final status."""
+
+    version: VersionNumber
+    steps: list[StepIn]
+    status: FinishStatus | None = None
+    started_at: AwareTime | None = None
+    ended_at: AwareTime | None = None
+    tenant_id: TenantClaim | None = None
+
+
+class ScheduledExecutionReport(ExecutionReport, kw_only=True):
+    """The same for a scheduled execution, which the schedule's fire time identifies."""
+
+    planned_at: AwareTime
 
 
 class RunOut(CamelStruct):
@@ -241,3 +262,26 @@ def check_variables(items: Sequence[VariableIn]) -> None:
 
 def check_steps(items: Sequence[StepIn]) -> None:
     _check_batch(items, "step")
+
+
+def check_report(report: ExecutionReport) -> None:
+    """The rules of an execution report msgspec cannot express; steps as in ``check_steps``."""
+    if not report.steps:
+        raise ValidationFailed(
+            "Send at least one step.", details=[{"field": "steps", "message": "must not be empty"}]
+        )
+    if len(report.steps) > MAX_BATCH:
+        raise ValidationFailed(
+            f"Send at most {MAX_BATCH} steps per report.",
+            details=[{"field": "steps", "message": f"has {len(report.steps)} items, at most {MAX_BATCH}"}],
+        )
+    if report.ended_at is not None and report.status is None:
+        raise ValidationFailed(
+            "endedAt needs the final status.",
+            details=[{"field": "endedAt", "message": "only with status"}],
+        )
+    if report.started_at is not None and report.ended_at is not None and report.ended_at < report.started_at:
+        raise ValidationFailed(
+            "endedAt is before startedAt.",
+            details=[{"field": "endedAt", "message": "is before startedAt"}],
+        )

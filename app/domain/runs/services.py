@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from uuid_utils.compat import uuid7
@@ -36,7 +37,7 @@ from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.uow import DEFER_COMMIT
 
-__all__ = ["API_RUN", "RunService", "RunSource"]
+__all__ = ["API_RUN", "RunService", "RunSource", "TriggeredStart", "start_active_runs"]
 
 _encode_json = msgspec.json.Encoder().encode
 node_type_cache = NodeTypeCache()
@@ -54,6 +55,49 @@ class RunSource:
 
 
 API_RUN = RunSource()
+
+
+@dataclass(frozen=True, slots=True)
+class TriggeredStart:
+    """A run a trigger asks for: of the script's active version, with what started it."""
+
+    tenant_id: str
+    script_id: uuid.UUID
+    source: RunSource
+    started_by_id: str | None = None
+
+
+async def start_active_runs(
+    connection: asyncpg.Connection,
+    starts: Sequence[TriggeredStart],
+    *,
+    correlation_id: str | None = None,
+    now: datetime.datetime | None = None,
+) -> list[asyncpg.Record]:
+    """Start runs of the scripts' active versions, with their Run.Started events, in one statement
+    inside the caller's transaction (on its connection).
+
+    Returns the runs started (``id, tenant_id, script_id, version, trigger_type, schedule_id,
+    planned_at, triggering_event_id``), in input order. A script without an active version starts
+    nothing, and neither does a start whose run exists already (one run per schedule fire time,
+    one per incoming event and script): callers compare with what they asked for.
+    """
+    if not starts:
+        return []
+    return await connection.fetch(
+        queries.START_ACTIVE_RUNS,
+        [uuid7() for _ in starts],
+        [s.tenant_id for s in starts],
+        [s.script_id for s in starts],
+        [s.source.trigger_type for s in starts],
+        [s.source.schedule_id for s in starts],
+        [s.source.planned_at for s in starts],
+        [s.source.triggering_event_id for s in starts],
+        [None if s.source.event_data is None else _encode_json(s.source.event_data).decode() for s in starts],
+        [s.started_by_id for s in starts],
+        now or _now(),
+        correlation_id,
+    )
 
 
 class RunService:
@@ -242,12 +286,14 @@ class RunService:
 
     async def finish_run(self, tenant_id: str, run_id: uuid.UUID, status: str) -> Mapping[str, Any]:
         """Finish a running run; the same finish again is a no-op, a different one a conflict."""
+        now = _now()
         async with self._autocommit() as conn:
             finish = {
                 "run_id": run_id,
                 "tenant_id": tenant_id,
                 "status": status,
-                "now": _now(),
+                "now": now,
+                "ended_at": now,
                 "correlation_id": current_correlation_id(),
             }
             run = (await conn.execute(queries.FINISH_RUN, finish)).one_or_none()

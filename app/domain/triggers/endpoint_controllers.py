@@ -1,0 +1,139 @@
+"""HTTP surface of custom endpoints (``/scripts/{id}/endpoints``) and the requests they receive
+(``/hooks/{tenantId}/{route}``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, Request, delete, get, post, route
+from litestar.di import NamedDependency, Provide
+from litestar.enums import HttpMethod
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+
+from app.config import Actor, Settings
+from app.domain.triggers.endpoints import EndpointService, HookRequest, resolve_route
+from app.domain.triggers.schemas import EndpointCreate, EndpointOut, HookAccepted
+from app.lib.auth import PUBLIC_OPT, bearer_token
+from app.lib.errors import NotFound
+from app.lib.openapi import errors, json_body
+from app.lib.pagination import Page, PageParams, build_page
+from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.tenancy import ensure_same_tenant
+
+__all__ = ["HookController", "ScriptEndpointController"]
+
+Endpoints = NamedDependency[EndpointService]
+Tenant = NamedDependency[str]
+Paging = NamedDependency[PageParams]
+
+EndpointBody = Annotated[
+    EndpointCreate,
+    json_body(
+        {"method": "POST", "route": "crm/lead-created", "authRequired": False},
+        "route without a leading slash (`^[a-z0-9][a-z0-9/_-]*$`); authRequired defaults to true.",
+    ),
+]
+
+
+class ScriptEndpointController(Controller):
+    path = "/scripts/{script_id:uuid}/endpoints"
+    tags = ["Triggers"]
+    dependencies = {"endpoints": Provide(create_service_provider(EndpointService))}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Create a custom endpoint",
+        description="Requests to `/hooks/{tenantId}/{route}` with this method start ENDPOINT_REQUEST runs "
+        "of the script's active version. (method, route) is unique per tenant: 409 ROUTE_TAKEN.",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def create_endpoint(
+        self,
+        endpoints: Endpoints,
+        tenant_id: Tenant,
+        actor: NamedDependency[Actor],
+        script_id: FromPath[UUID],
+        data: EndpointBody,
+    ) -> EndpointOut:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        return EndpointOut.of(await endpoints.create_endpoint(tenant_id, actor, script_id, data))
+
+    @get(
+        "/",
+        summary="List a script's endpoints",
+        description="Newest first.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def list_endpoints(
+        self, endpoints: Endpoints, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
+    ) -> Page[EndpointOut]:
+        rows = await endpoints.list_endpoints(tenant_id, script_id, page)
+        return build_page(rows, page, lambda e: (e.created_at, e.id), EndpointOut.of)
+
+    @delete(
+        "/{endpoint_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a custom endpoint",
+        description="The route is free again at once; its runs stay.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def delete_endpoint(
+        self, endpoints: Endpoints, tenant_id: Tenant, script_id: FromPath[UUID], endpoint_id: FromPath[UUID]
+    ) -> None:
+        await endpoints.delete_endpoint(tenant_id, script_id, endpoint_id)
+
+
+class HookController(Controller):
+    """Requests to custom endpoints. Outside the global bearer authentication; the tenant is
+    in the path (``tenant_id``, the name the idempotency and rate-limit layers read)."""
+
+    path = "/hooks"
+    tags = ["Triggers"]
+    dependencies = {"endpoints": Provide(create_service_provider(EndpointService))}
+
+    @route(
+        "/{tenant_id:str}/{route:path}",
+        http_method=[HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE],
+        status_code=HTTP_202_ACCEPTED,
+        summary="Call a custom endpoint",
+        description="Starts an ENDPOINT_REQUEST run of the endpoint's script (active version) with "
+        "`eventData {endpoint, authenticated, headers, query, body}`; headers that carry secrets "
+        "(authorization, proxy-authorization, cookie, set-cookie, x-api-key, and any name containing "
+        "token, secret, password, passwd, key, auth, session, signature or credential) are left out. "
+        "A JSON body is parsed, a form becomes a mapping, other bodies are text. No such endpoint for "
+        "this method, a path that is not a plain route (`..`, `//`, encoded separators), or a script "
+        "without an active version → 404; an `authRequired` endpoint without a valid bearer token → 401. "
+        "Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
+        responses=errors(400, 401, 404, 413, 429),
+        opt={PUBLIC_OPT: True, RATE_LIMIT_OPT: "hooks"},
+        security=[{}, {"BearerToken": []}],
+    )
+    async def call_endpoint(
+        self,
+        request: Request[Any, Any, Any],
+        endpoints: Endpoints,
+        tenant_id: FromPath[str],
+        route: FromPath[str],
+    ) -> HookAccepted:
+        # The path as sent (some servers leave the query on it); the router normalised scope["path"].
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
+        resolved = resolve_route(tenant_id, route, raw_path or request.scope["path"])
+        if resolved is None:
+            raise NotFound("No endpoint at this path.")
+        settings: Settings = request.app.state.settings
+        token = bearer_token(request)
+        hook = HookRequest(
+            tenant_id=tenant_id,
+            method=request.method,
+            route=resolved,
+            actor=settings.actor_for_token(token) if token is not None else None,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            query=list(request.query_params.multi_items()),
+            body=await request.body(),
+            content_type=request.headers.get("content-type", ""),
+        )
+        return HookAccepted(run_id=await endpoints.start_from_request(hook))

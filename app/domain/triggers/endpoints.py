@@ -1,0 +1,263 @@
+"""Custom endpoints: ``/hooks/{tenantId}/{route}`` requests that start runs of a script.
+
+An endpoint is (method, route) unique per tenant (409 ``ROUTE_TAKEN``). A request to it starts an
+``ENDPOINT_REQUEST`` run of the script's active version whose ``eventData`` is the request in a
+standard shape, ``{endpoint, authenticated, headers, query, body}``, with secrets removed from
+the headers (see ``is_secret_header``).
+
+``/hooks`` is outside the global bearer authentication (its callers are often third parties);
+an endpoint with ``authRequired`` checks the token itself. Anything about the path that is not
+a plain registered route (``..``, ``.``, ``//``, encoded slashes or dots, a bad tenant id) is
+simply no endpoint: 404.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from uuid_utils.compat import uuid7
+
+from app.config import Actor
+from app.db.scripts import Script
+from app.db.triggers import Endpoint
+from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers.schemas import ROUTE_PATTERN, EndpointCreate
+from app.domain.triggers.services import ensure_script
+from app.lib.correlation import current_correlation_id
+from app.lib.db import driver_connection
+from app.lib.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from app.lib.pagination import Keyset, PageParams
+from app.lib.tenancy import TENANT_PATTERN
+from app.lib.uow import commit
+
+__all__ = [
+    "SECRET_HEADER_NAMES",
+    "SECRET_HEADER_PARTS",
+    "EndpointService",
+    "HookRequest",
+    "is_secret_header",
+    "request_body_value",
+    "resolve_route",
+]
+
+_ROUTE = re.compile(ROUTE_PATTERN)
+_TENANT = re.compile(TENANT_PATTERN)
+# Headers never copied into a run's eventData: these names exactly, and any name containing
+# one of the parts (so x-api-key, x-auth-token, x-hub-signature, x-session-id, …).
+SECRET_HEADER_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+SECRET_HEADER_PARTS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "auth",
+    "session",
+    "signature",
+    "credential",
+)
+# Percent-encoded '/', '\' and '.' have no business in a route.
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c|2e)", re.IGNORECASE)
+
+
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADER_NAMES or any(part in lowered for part in SECRET_HEADER_PARTS)
+
+
+def resolve_route(tenant_id: str, route: str, raw_path: str) -> str | None:
+    """The registered-route form of a /hooks request's path, or None when it cannot be one.
+
+    ``raw_path`` is the path as the client sent it: the router has already collapsed ``//`` and
+    resolved dot segments in the decoded path, and a route must not depend on that.
+    """
+    if not _TENANT.match(tenant_id) or _ENCODED_SEPARATOR.search(raw_path):
+        return None
+    candidate = route.removeprefix("/")
+    if urllib.parse.unquote(raw_path) != f"/hooks/{tenant_id}/{candidate}":
+        return None
+    if not _ROUTE.match(candidate) or "//" in candidate or candidate.endswith("/") or len(candidate) > 200:
+        return None
+    return candidate
+
+
+def request_body_value(body: bytes, content_type: str) -> Any:
+    """The body as eventData carries it: JSON parsed, a form as a mapping, other text as a string."""
+    if not body:
+        return None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            return msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise ValidationFailed(
+                "The request body is not valid JSON.",
+                details=[{"field": "body", "message": "not valid JSON", "source": "body"}],
+            ) from None
+    text = body.decode("utf-8", errors="replace")
+    if media_type == "application/x-www-form-urlencoded":
+        return _multi(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    return text
+
+
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """Pairs as a mapping; a name given more than once maps to the list of its values."""
+    values: dict[str, str | list[str]] = {}
+    for name, value in pairs:
+        if name not in values:
+            values[name] = value
+        else:
+            existing = values[name]
+            values[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class HookRequest:
+    """A /hooks request, parsed: what the endpoint is asked and what the run will carry."""
+
+    tenant_id: str
+    method: str
+    route: str
+    actor: Actor | None  # the caller of a valid bearer token, if one was sent
+    headers: list[tuple[str, str]]
+    query: list[tuple[str, str]]
+    body: bytes
+    content_type: str
+
+    def event_data(self, endpoint: Endpoint) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        for name, value in self.headers:
+            lowered = name.lower()
+            if is_secret_header(lowered):
+                continue
+            headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
+        return {
+            "endpoint": {
+                "id": str(endpoint.id),
+                "method": endpoint.method,
+                "route": endpoint.route,
+                "path": f"/hooks/{endpoint.tenant_id}/{endpoint.route}",
+            },
+            "authenticated": self.actor is not None,
+            "headers": headers,
+            "query": _multi(self.query),
+            "body": request_body_value(self.body, self.content_type),
+        }
+
+
+class EndpointRepository(SQLAlchemyAsyncRepository[Endpoint]):
+    model_type = Endpoint
+
+
+class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointRepository]):
+    repository_type = EndpointRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def list_endpoints(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Endpoint]:
+        await ensure_script(self.session, tenant_id, script_id)
+        return list(
+            await self.repository.get_many(
+                Keyset(("created_at", "id"), page),
+                Endpoint.tenant_id == tenant_id,
+                Endpoint.script_id == script_id,
+            )
+        )
+
+    async def create_endpoint(
+        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: EndpointCreate
+    ) -> Endpoint:
+        if "//" in data.route or data.route.endswith("/"):
+            raise ValidationFailed(
+                "A route has no empty segments: no '//' and no trailing '/'.",
+                details=[{"field": "route", "message": "empty path segment", "source": "body"}],
+            )
+        await ensure_script(self.session, tenant_id, script_id)
+        now = datetime.datetime.now(datetime.UTC)
+        row = (
+            await self.session.scalars(
+                pg_insert(Endpoint)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    script_id=script_id,
+                    method=data.method,
+                    route=data.route,
+                    auth_required=data.auth_required,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_endpoints_tenant_method_route")
+                .returning(Endpoint)
+            )
+        ).one_or_none()
+        if row is None:
+            await self.session.rollback()
+            raise Conflict(
+                f"{data.method} /hooks/{tenant_id}/{data.route} is taken by another endpoint of this tenant.",
+                code="ROUTE_TAKEN",
+            )
+        await commit(self.session)
+        return row
+
+    async def delete_endpoint(self, tenant_id: str, script_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+        deleted = await self.session.scalar(
+            delete(Endpoint)
+            .where(
+                Endpoint.id == endpoint_id, Endpoint.tenant_id == tenant_id, Endpoint.script_id == script_id
+            )
+            .returning(Endpoint.id)
+        )
+        if deleted is None:
+            raise NotFound("No endpoint with this id for this script.")
+        await commit(self.session)
+
+    async def start_from_request(self, request: HookRequest) -> uuid.UUID:
+        """Start the endpoint's run: 404 for no such endpoint (or a script without an active
+        version), 401 for a missing or invalid token when the endpoint requires one."""
+        found = (
+            await self.session.execute(
+                select(Endpoint, Script.active_version_id)
+                .join(Script, Script.id == Endpoint.script_id)
+                .where(
+                    Endpoint.tenant_id == request.tenant_id,
+                    Endpoint.method == request.method,
+                    Endpoint.route == request.route,
+                )
+            )
+        ).one_or_none()
+        if found is None:
+            raise NotFound(f"No endpoint for {request.method} /hooks/{request.tenant_id}/{request.route}.")
+        endpoint, active_version_id = found
+        if endpoint.auth_required and request.actor is None:
+            raise Unauthorized("This endpoint requires 'Authorization: Bearer <token>' with a valid token.")
+        if active_version_id is None:
+            raise NotFound("The endpoint's script has no published (active) version to run.")
+        source = RunSource(trigger_type="ENDPOINT_REQUEST", event_data=request.event_data(endpoint))
+        start = TriggeredStart(
+            tenant_id=request.tenant_id,
+            script_id=endpoint.script_id,
+            source=source,
+            started_by_id=request.actor.id if request.actor is not None else None,
+        )
+        started = await start_active_runs(
+            await driver_connection(self.session), [start], correlation_id=current_correlation_id()
+        )
+        if not started:
+            raise NotFound("The endpoint's script has no published (active) version to run.")
+        await commit(self.session)
+        return started[0]["id"]

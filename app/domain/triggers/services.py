@@ -1,0 +1,360 @@
+"""The rules of event types, trigger subscriptions and incoming events.
+
+- Event names are the built-in lifecycle names plus the names a tenant registers.
+- At most one *active* subscription per (tenant, subject, event name): a partial unique index
+  enforces it, so two concurrent creates cannot both win (the loser gets 409
+  ``SUBSCRIPTION_EXISTS``). Subscriptions are deactivated, never deleted.
+- ``POST /events`` is one transaction: the incoming event, one run per matching script (on
+  its active version) with the runs' ``Run.Started`` events, and the answer, stored so that the
+  same ``sourceEventId`` again (even concurrently) gets the first answer and starts nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from app.config import Actor
+from app.db.scripts import Script
+from app.db.triggers import EventType, IncomingEvent, TriggerSubscription
+from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers.schemas import (
+    LIFECYCLE_EVENTS,
+    SUBJECT_PATTERN,
+    EventAccepted,
+    EventIn,
+    EventTypeCreate,
+    EventTypeOut,
+    SkippedScript,
+    StartedRun,
+    SubscriptionCreate,
+)
+from app.lib.correlation import current_correlation_id
+from app.lib.db import driver_connection
+from app.lib.errors import Conflict, NotFound, ValidationFailed
+from app.lib.pagination import Keyset, PageParams, decode_cursor
+from app.lib.uow import commit
+
+__all__ = [
+    "EventTypeService",
+    "IncomingEventService",
+    "SubscriptionService",
+    "ensure_script",
+    "validate_subject",
+]
+
+_SUBJECT = re.compile(SUBJECT_PATTERN)
+# Built-in names sort after every registered type (as if created first), in SPEC order.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_BUILT_IN_KEYS = {
+    name: (_EPOCH, uuid.UUID(int=len(LIFECYCLE_EVENTS) - index))
+    for index, name in enumerate(LIFECYCLE_EVENTS)
+}
+
+# The scripts an event on (subject, event name) starts: one per script of an active matching
+# subscription on the subject or on '*'; served by uq_trigger_subscriptions_active.
+MATCHING_SCRIPTS = text(
+    """
+    SELECT DISTINCT sub.script_id, s.active_version_id IS NOT NULL AS has_active_version
+    FROM trigger_subscriptions AS sub
+    JOIN scripts AS s ON s.id = sub.script_id
+    WHERE sub.tenant_id = :tenant_id AND sub.event_name = :event_name
+      AND sub.subject IN (:subject, '*') AND sub.active
+    ORDER BY sub.script_id
+    """
+)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def validate_subject(subject: str) -> str:
+    if not _SUBJECT.match(subject):
+        raise ValidationFailed(
+            "A subject is 1-128 letters, digits, '_', '.', ':' or '-', or '*'.",
+            details=[{"field": "subject", "message": f"must match {SUBJECT_PATTERN}", "source": "path"}],
+        )
+    return subject
+
+
+async def ensure_script(session: AsyncSession, tenant_id: str, script_id: uuid.UUID) -> None:
+    found = await session.scalar(
+        select(Script.id).where(Script.id == script_id, Script.tenant_id == tenant_id)
+    )
+    if found is None:
+        raise NotFound("No script with this id.")
+
+
+async def ensure_event_name(session: AsyncSession, tenant_id: str, name: str) -> None:
+    """Built-in lifecycle names and the tenant's registered names are known; others are 404."""
+    if name in LIFECYCLE_EVENTS:
+        return
+    registered = await session.scalar(
+        select(exists().where(EventType.tenant_id == tenant_id, EventType.name == name))
+    )
+    if not registered:
+        raise NotFound(
+            f"No event type named {name!r}: register it with POST /event-types.",
+            details=[{"field": "eventName", "message": "unknown event type"}],
+        )
+
+
+# ---- event types -----------------------------------------------------------------------------
+
+
+class EventTypeRepository(SQLAlchemyAsyncRepository[EventType]):
+    model_type = EventType
+
+
+class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepository]):
+    repository_type = EventTypeRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def list_event_types(
+        self, tenant_id: str, page: PageParams
+    ) -> list[tuple[tuple[datetime.datetime, uuid.UUID], EventTypeOut]]:
+        """Registered types newest first, then the built-in names: one keyset over both."""
+        registered = await self.repository.get_many(
+            Keyset(("created_at", "id"), page), EventType.tenant_id == tenant_id
+        )
+        after = decode_cursor(page.cursor, 2) if page.cursor is not None else None
+        items = [((row.created_at, row.id), EventTypeOut.of(row)) for row in registered]
+        items += [
+            (key, EventTypeOut.built_in_named(name))
+            for name, key in _BUILT_IN_KEYS.items()
+            if after is None or key < after
+        ]
+        items.sort(key=lambda item: item[0], reverse=True)
+        return items[: page.limit + 1]
+
+    async def create_event_type(self, tenant_id: str, actor: Actor, data: EventTypeCreate) -> EventType:
+        if data.name in LIFECYCLE_EVENTS:
+            raise _event_type_exists(data.name)
+        now = _now()
+        row = (
+            await self.session.scalars(
+                pg_insert(EventType)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    name=data.name,
+                    description=data.description,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_event_types_tenant_name")
+                .returning(EventType)
+            )
+        ).one_or_none()
+        if row is None:
+            await self.session.rollback()
+            raise _event_type_exists(data.name)
+        await commit(self.session)
+        return row
+
+
+def _event_type_exists(name: str) -> Conflict:
+    return Conflict(f"The event type {name!r} exists already.", code="EVENT_TYPE_EXISTS")
+
+
+# ---- subscriptions ---------------------------------------------------------------------------
+
+
+class SubscriptionRepository(SQLAlchemyAsyncRepository[TriggerSubscription]):
+    model_type = TriggerSubscription
+
+
+class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, SubscriptionRepository]):
+    """One service for the external (admin) and internal (service) subscription routes."""
+
+    repository_type = SubscriptionRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def list_subscriptions(
+        self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
+    ) -> list[TriggerSubscription]:
+        validate_subject(subject)
+        conditions: list[Any] = [
+            TriggerSubscription.tenant_id == tenant_id,
+            TriggerSubscription.subject == subject,
+        ]
+        if active is not None:
+            conditions.append(TriggerSubscription.active == active)
+        return list(await self.repository.get_many(Keyset(("created_at", "id"), page), *conditions))
+
+    async def subscribe(
+        self, tenant_id: str, actor: Actor, subject: str, data: SubscriptionCreate
+    ) -> TriggerSubscription:
+        validate_subject(subject)
+        await ensure_event_name(self.session, tenant_id, data.event_name)
+        await ensure_script(self.session, tenant_id, data.script_id)
+        now = _now()
+        # The partial unique index decides between concurrent creates: the second one waits for
+        # the first to commit, then inserts nothing.
+        row = (
+            await self.session.scalars(
+                pg_insert(TriggerSubscription)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    subject=subject,
+                    event_name=data.event_name,
+                    script_id=data.script_id,
+                    active=True,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["tenant_id", "subject", "event_name"],
+                    index_where=TriggerSubscription.active,
+                )
+                .returning(TriggerSubscription)
+            )
+        ).one_or_none()
+        if row is None:
+            await self.session.rollback()
+            raise Conflict(
+                f"An active subscription to {data.event_name!r} on subject {subject!r} exists already; "
+                "delete it first.",
+                code="SUBSCRIPTION_EXISTS",
+            )
+        await commit(self.session)
+        return row
+
+    async def unsubscribe(self, tenant_id: str, subject: str, subscription_id: uuid.UUID) -> None:
+        """Deactivate; deactivating an inactive subscription changes nothing."""
+        validate_subject(subject)
+        now = _now()
+        mine = (
+            TriggerSubscription.id == subscription_id,
+            TriggerSubscription.tenant_id == tenant_id,
+            TriggerSubscription.subject == subject,
+        )
+        changed = await self.session.scalar(
+            update(TriggerSubscription)
+            .where(*mine, TriggerSubscription.active)
+            .values(active=False, deactivated_at=now, updated_at=now)
+            .returning(TriggerSubscription.id)
+        )
+        if changed is None:
+            found = await self.session.scalar(select(exists().where(*mine)))
+            if not found:
+                raise NotFound("No subscription with this id on this subject.")
+        await commit(self.session)
+
+
+# ---- incoming events -------------------------------------------------------------------------
+
+
+class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
+    model_type = IncomingEvent
+
+
+class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, IncomingEventRepository]):
+    repository_type = IncomingEventRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def get_event(self, tenant_id: str, event_id: uuid.UUID) -> IncomingEvent:
+        row = await self.repository.get_one_or_none(
+            IncomingEvent.id == event_id, IncomingEvent.tenant_id == tenant_id
+        )
+        if row is None:
+            raise NotFound("No incoming event with this id.")
+        return row
+
+    async def receive(self, tenant_id: str, actor: Actor, data: EventIn) -> EventAccepted:
+        """Store the event and start a run of every matching script, all in one transaction."""
+        await ensure_event_name(self.session, tenant_id, data.event_name)
+        now = _now()
+        insert = pg_insert(IncomingEvent).values(
+            id=uuid7(),
+            tenant_id=tenant_id,
+            event_name=data.event_name,
+            subject=data.subject,
+            payload=data.payload,
+            source_event_id=data.source_event_id,
+            received_by_id=actor.id,
+            created_at=now,
+            updated_at=now,
+        )
+        if data.source_event_id is not None:
+            # A concurrent request with the same sourceEventId waits here for the first to
+            # commit, then inserts nothing and reads the first answer.
+            insert = insert.on_conflict_do_nothing(
+                index_elements=["tenant_id", "source_event_id"],
+                index_where=IncomingEvent.source_event_id.is_not(None),
+            )
+        event_id = await self.session.scalar(insert.returning(IncomingEvent.id))
+        if event_id is None:
+            first = (
+                await self.session.execute(
+                    select(IncomingEvent.id, IncomingEvent.answer).where(
+                        IncomingEvent.tenant_id == tenant_id,
+                        IncomingEvent.source_event_id == data.source_event_id,
+                    )
+                )
+            ).one()
+            await commit(self.session)  # nothing was written; ends the unit of work
+            return EventAccepted.of_stored(first.id, first.answer)
+
+        matches = (
+            await self.session.execute(
+                MATCHING_SCRIPTS,
+                {"tenant_id": tenant_id, "event_name": data.event_name, "subject": data.subject},
+            )
+        ).all()
+        event_data = {
+            "eventName": data.event_name,
+            "subject": data.subject,
+            "payload": data.payload,
+            "sourceEventId": data.source_event_id,
+        }
+        source = RunSource(trigger_type="EVENT_TRIGGER", triggering_event_id=event_id, event_data=event_data)
+        starts = [
+            TriggeredStart(tenant_id=tenant_id, script_id=m.script_id, source=source, started_by_id=actor.id)
+            for m in matches
+            if m.has_active_version
+        ]
+        started = await start_active_runs(
+            await driver_connection(self.session), starts, correlation_id=current_correlation_id()
+        )
+        started_scripts = {row["script_id"] for row in started}
+        answer = EventAccepted(
+            event_id=event_id,
+            runs=[StartedRun(run_id=row["id"], script_id=row["script_id"]) for row in started],
+            # A script without an active version is not started; reported, not an error.
+            skipped=[
+                SkippedScript(script_id=m.script_id, reason="NO_ACTIVE_VERSION")
+                for m in matches
+                if m.script_id not in started_scripts
+            ],
+        )
+        await self.session.execute(
+            update(IncomingEvent)
+            .where(IncomingEvent.id == event_id)
+            .values(answer=msgspec.to_builtins(answer))
+        )
+        await commit(self.session)
+        return answer

@@ -1,0 +1,275 @@
+"""Lifecycle hooks: lifecycle events of the event store start LIFECYCLE_HOOK runs.
+
+A subscription to a built-in lifecycle name (``Script.Created``, ``Script.Published``,
+``Script.Archived``, ``Version.Created``, ``Run.Started``, ``Run.Finished``) on subject S (a
+script id, or ``*``) starts a run of its script when such an event concerns script S (for run
+events: the run's script). This happens here, in the worker, so request paths never wait for it.
+
+The dispatcher reads the event store in its safe order (position ``(xid, id)``, only up to the
+oldest running transaction: see ``app.domain.events.store``) from a cursor kept in
+``worker_cursors``. One batch is one transaction: lock the cursor row (``SKIP LOCKED``: one
+dispatcher at a time, others wait for the next round), read the next lifecycle events, record
+each event that matches subscriptions as an incoming event (unique per lifecycle event id), start
+the runs (with their Run.Started events), store the answers, move the cursor. A crash before the
+commit leaves nothing; after it, nothing is redone: each lifecycle event is dispatched exactly
+once, whatever the number of workers.
+
+Loops: a script's own lifecycle events never start it, and every hook run carries its depth in
+``eventData.hookDepth`` (1 for a hook started by a person's change or a run that is not a hook;
+one more than the run whose event started it otherwise). Events of runs ``MAX_HOOK_DEPTH`` deep
+start nothing, so A → B → A chains stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from uuid_utils.compat import uuid7
+
+from app.config import Settings
+from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers.schemas import LIFECYCLE_EVENTS
+
+__all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
+
+CURSOR_NAME = "lifecycle_hooks"
+MAX_HOOK_DEPTH = 3
+RUN_EVENTS = ("Run.Started", "Run.Finished")
+
+logger = structlog.get_logger("app.worker.hooks")
+_stdlib_logger = logging.getLogger("app.worker.hooks")
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+_LOCK_CURSOR = f"SELECT xid, event_id FROM worker_cursors WHERE name = '{CURSOR_NAME}' FOR UPDATE SKIP LOCKED"
+# The next lifecycle events and, from the same snapshot, the horizon below which every
+# transaction has finished: when the page is not full, the cursor may move up to it.
+_READ = """
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT h.xmin AS horizon, e.id, e.xid, e.tenant_id, e.event, e.payload, e.occurred_at
+FROM horizon AS h
+LEFT JOIN LATERAL (
+    SELECT id, xid, tenant_id, event, payload::text AS payload, occurred_at
+    FROM events
+    WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < h.xmin AND event = ANY($3::text[])
+    ORDER BY xid, id
+    LIMIT $4
+) AS e ON true
+"""
+_RUN_DEPTHS = """
+SELECT id, CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
+                THEN coalesce((event_data->>'hookDepth')::integer, 1) ELSE 0 END AS depth
+FROM runs WHERE id = ANY($1::uuid[])
+"""
+# Active subscriptions matching each event (by tenant, name, subject or '*'), created before the
+# event happened, except the subject script's own; one row per (event, script).
+_MATCHES = """
+SELECT DISTINCT e.idx, sub.script_id, s.active_version_id IS NOT NULL AS has_active_version
+FROM unnest($1::integer[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[])
+     AS e(idx, tenant_id, event_name, subject, occurred_at)
+JOIN trigger_subscriptions AS sub
+  ON sub.tenant_id = e.tenant_id AND sub.event_name = e.event_name AND sub.subject IN (e.subject, '*')
+     AND sub.active AND sub.created_at <= e.occurred_at
+JOIN scripts AS s ON s.id = sub.script_id
+WHERE sub.script_id::text <> e.subject
+ORDER BY e.idx, sub.script_id
+"""
+_RECORD = """
+INSERT INTO incoming_events (id, tenant_id, event_name, subject, payload, lifecycle_event_id, answer,
+                             created_at, updated_at)
+SELECT i.id, i.tenant_id, i.event_name, i.subject, i.payload::jsonb, i.lifecycle_event_id, '{}'::jsonb,
+       now(), now()
+FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::bigint[])
+     AS i(id, tenant_id, event_name, subject, payload, lifecycle_event_id)
+ON CONFLICT (lifecycle_event_id) WHERE lifecycle_event_id IS NOT NULL DO NOTHING
+RETURNING id, lifecycle_event_id
+"""
+_ANSWER = """
+UPDATE incoming_events AS ie SET answer = a.answer::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS a(id, answer)
+WHERE ie.id = a.id
+"""
+_MOVE_CURSOR = f"""
+UPDATE worker_cursors SET xid = $1::xid8, event_id = $2, updated_at = now() WHERE name = '{CURSOR_NAME}'
+"""
+
+
+async def dispatch_batch(connection: asyncpg.Connection, limit: int = 500) -> int | None:
+    """Dispatch the next lifecycle events, in one transaction: how many were read, or None when
+    another dispatcher holds the cursor."""
+    async with connection.transaction():
+        cursor = await connection.fetchrow(_LOCK_CURSOR)
+        if cursor is None:
+            return None
+        rows = await connection.fetch(_READ, cursor["xid"], cursor["event_id"], list(LIFECYCLE_EVENTS), limit)
+        events = [row for row in rows if row["id"] is not None]
+        position = (cursor["xid"], cursor["event_id"])
+        if events:
+            await _dispatch(connection, events)
+            position = (events[-1]["xid"], events[-1]["id"])
+        if len(events) < limit:
+            # Everything visible below the horizon has been read: skip ahead to it.
+            position = max(position, (rows[0]["horizon"], 0))
+        if position != (cursor["xid"], cursor["event_id"]):
+            await connection.execute(_MOVE_CURSOR, *position)
+        return len(events)
+
+
+async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]) -> None:
+    payloads = [_decode(event["payload"]) for event in events]
+    run_ids = [
+        _uuid(payload.get("runId"))
+        for event, payload in zip(events, payloads, strict=True)
+        if event["event"] in RUN_EVENTS
+    ]
+    depths = {
+        row["id"]: row["depth"] for row in await connection.fetch(_RUN_DEPTHS, [r for r in run_ids if r])
+    }
+    candidates: list[tuple[int, asyncpg.Record, dict[str, Any], int]] = []
+    for index, (event, payload) in enumerate(zip(events, payloads, strict=True)):
+        subject = payload.get("scriptId")
+        if not isinstance(subject, str):
+            continue
+        depth = depths.get(_uuid(payload.get("runId")), 0) if event["event"] in RUN_EVENTS else 0
+        if depth >= MAX_HOOK_DEPTH:
+            continue
+        candidates.append((index, event, payload, depth))
+    if not candidates:
+        return
+    matches = await connection.fetch(
+        _MATCHES,
+        [index for index, *_ in candidates],
+        [event["tenant_id"] for _, event, _, _ in candidates],
+        [event["event"] for _, event, _, _ in candidates],
+        [payload["scriptId"] for _, _, payload, _ in candidates],
+        [event["occurred_at"] for _, event, _, _ in candidates],
+    )
+    by_event: dict[int, list[asyncpg.Record]] = {}
+    for match in matches:
+        by_event.setdefault(match["idx"], []).append(match)
+    matched = [c for c in candidates if c[0] in by_event]
+    if not matched:
+        return
+    recorded = await connection.fetch(
+        _RECORD,
+        [uuid7() for _ in matched],
+        [event["tenant_id"] for _, event, _, _ in matched],
+        [event["event"] for _, event, _, _ in matched],
+        [payload["scriptId"] for _, _, payload, _ in matched],
+        [event["payload"] for _, event, _, _ in matched],
+        [event["id"] for _, event, _, _ in matched],
+    )
+    incoming = {row["lifecycle_event_id"]: row["id"] for row in recorded}
+    starts: list[TriggeredStart] = []
+    for index, event, payload, depth in matched:
+        incoming_id = incoming.get(event["id"])
+        if incoming_id is None:
+            continue  # recorded already: dispatched before, never twice
+        source = RunSource(
+            trigger_type="LIFECYCLE_HOOK",
+            triggering_event_id=incoming_id,
+            event_data={
+                "eventName": event["event"],
+                "subject": payload["scriptId"],
+                "payload": payload,
+                "lifecycleEventId": event["id"],
+                "hookDepth": depth + 1,
+            },
+        )
+        starts += [
+            TriggeredStart(tenant_id=event["tenant_id"], script_id=m["script_id"], source=source)
+            for m in by_event[index]
+            if m["has_active_version"]
+        ]
+    started = await start_active_runs(connection, starts)
+    runs_of: dict[uuid.UUID, list[dict[str, str]]] = {}
+    for run in started:
+        runs_of.setdefault(run["triggering_event_id"], []).append(
+            {"runId": str(run["id"]), "scriptId": str(run["script_id"])}
+        )
+    answers: list[tuple[uuid.UUID, str]] = []
+    for index, event, _, _ in matched:
+        incoming_id = incoming.get(event["id"])
+        if incoming_id is None:
+            continue
+        runs = runs_of.get(incoming_id, [])
+        started_scripts = {run["scriptId"] for run in runs}
+        skipped = [
+            {"scriptId": str(m["script_id"]), "reason": "NO_ACTIVE_VERSION"}
+            for m in by_event[index]
+            if str(m["script_id"]) not in started_scripts
+        ]
+        answer = {"eventId": str(incoming_id), "runs": runs, "skipped": skipped}
+        answers.append((incoming_id, _encode(answer).decode()))
+    await connection.execute(_ANSWER, [a[0] for a in answers], [a[1] for a in answers])
+    if started:
+        logger.info("lifecycle hooks started runs", count=len(started))
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+class LifecycleHookDispatcher:
+    """The dispatch loop: a batch whenever there may be new lifecycle events, else wait a poll."""
+
+    def __init__(
+        self, settings: Settings, connect: Callable[[], dict[str, Any]], batch_size: int = 500
+    ) -> None:
+        self.settings = settings
+        self.batch_size = batch_size
+        self._connect = connect
+        self._pool: asyncpg.Pool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def open(self) -> None:
+        """Connect without starting the loop (``run_once`` then drives batches)."""
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
+
+    async def start(self) -> None:
+        await self.open()
+        self._task = asyncio.create_task(self._loop(), name="lifecycle-hooks")
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, grace_seconds)
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def run_once(self) -> int | None:
+        """One batch: the number of lifecycle events read, None if another dispatcher is at it."""
+        assert self._pool is not None, "start() the dispatcher first"
+        async with self._pool.acquire() as connection:
+            return await dispatch_batch(connection, self.batch_size)
+
+    async def _loop(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                read = await self.run_once()
+                backoff = 0.1
+                if read is not None and read >= self.batch_size:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.settings.worker_poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _stdlib_logger.warning("lifecycle hook dispatch failed (%s); retrying", type(error).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)

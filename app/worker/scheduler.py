@@ -1,0 +1,234 @@
+"""The scheduler: start a SCHEDULED_TASK run at each fire time of each active schedule, once.
+
+Every ``SCHEDULER_POLL_SECONDS`` a pass claims due schedules (``due_at <= now``) with
+``FOR UPDATE SKIP LOCKED``, so several workers share them without waiting on each other, and
+in ONE transaction per batch:
+
+1. works out which fire times are due (``app.domain.triggers.cron.due_fire_times``: every fire
+   time late by at most ``SCHEDULER_CATCH_UP_SECONDS``; after a longer outage only the latest
+   missed one);
+2. starts their runs on the scripts' active versions with one multi-row insert, ``ON CONFLICT DO
+   NOTHING`` on the unique (schedule_id, planned_at) of scheduled runs;
+3. moves each schedule on to its next fire time.
+
+Exactly once per (schedule, plannedAt): the row lock keeps two passes off one schedule at a time,
+and should anything else insert the same fire time (a runner's execution report, a pass that
+lost its lock with its connection), the unique index keeps it at one run. "Now" is the
+database's clock, so workers with skewed clocks agree.
+
+A fire that cannot start (the script has no active version) is retried with exponential
+backoff: ``failed_attempts`` and ``last_error`` are recorded on the schedule and ``due_at`` moves
+to the retry time while ``next_fire_at`` keeps the planned time; after ``SCHEDULER_MAX_ATTEMPTS``
+the fire is given up (the error stays visible) and the schedule moves on. A pass that fails
+outright (the database) rolls back and changes nothing; the loop retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from app.config import Settings
+from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
+from app.lib.schema import timestamp
+
+__all__ = ["Scheduler"]
+
+logger = structlog.get_logger("app.worker.scheduler")
+_stdlib_logger = logging.getLogger("app.worker.scheduler")
+
+_CLAIM_DUE = """
+SELECT sch.id, sch.tenant_id, sch.script_id, sch.cron, sch.timezone, sch.next_fire_at,
+       sch.failed_attempts, s.active_version_id IS NOT NULL AS has_active_version
+FROM schedules AS sch
+JOIN scripts AS s ON s.id = sch.script_id
+WHERE sch.active AND sch.due_at <= $1
+ORDER BY sch.due_at
+LIMIT $2
+FOR UPDATE OF sch SKIP LOCKED
+"""
+
+_ADVANCE = """
+UPDATE schedules AS sch
+SET next_fire_at = u.next_fire_at, due_at = u.due_at, failed_attempts = u.failed_attempts,
+    last_error = u.last_error, last_fired_at = coalesce(u.last_fired_at, sch.last_fired_at)
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::integer[], $5::text[], $6::timestamptz[])
+     AS u(id, next_fire_at, due_at, failed_attempts, last_error, last_fired_at)
+WHERE sch.id = u.id
+"""
+
+
+@dataclass(slots=True)
+class _Outcome:
+    id: Any
+    next_fire_at: datetime.datetime
+    due_at: datetime.datetime
+    failed_attempts: int
+    last_error: str | None
+    last_fired_at: datetime.datetime | None
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, connect: Callable[[], dict[str, Any]]) -> None:
+        self.settings = settings
+        self._connect = connect
+        self._pool: asyncpg.Pool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.batch_size = settings.worker_batch_size
+        # Counters for tests and metrics.
+        self.runs_started = 0
+        self.failed_fires = 0
+
+    async def open(self) -> None:
+        """Connect without starting the loop (``run_once`` then drives passes)."""
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
+
+    async def start(self) -> None:
+        await self.open()
+        self._task = asyncio.create_task(self._loop(), name="scheduler")
+        logger.info("scheduler started")
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop polling; a pass in progress finishes (bounded by the grace time)."""
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, grace_seconds)
+        if self._pool is not None:
+            await self._pool.close()
+        logger.info("scheduler stopped")
+
+    async def _loop(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                claimed = await self.run_once()
+                backoff = 0.1
+                if claimed >= self.batch_size:
+                    continue  # more may be due right now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.settings.scheduler_poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _stdlib_logger.warning("scheduler pass failed (%s); retrying", type(error).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def run_once(self, now: datetime.datetime | None = None) -> int:
+        """One pass over one batch of due schedules, in one transaction; the number claimed."""
+        assert self._pool is not None, "start() the scheduler first"
+        async with self._pool.acquire() as connection, connection.transaction():
+            if now is None:
+                now = await connection.fetchval("SELECT clock_timestamp()")
+            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size)
+            if not claimed:
+                return 0
+            starts: list[TriggeredStart] = []
+            outcomes: list[_Outcome] = []
+            for row in claimed:
+                outcome, fires = self._plan(row, now)
+                outcomes.append(outcome)
+                starts += fires
+            started = await start_active_runs(connection, starts)
+            await connection.execute(
+                _ADVANCE,
+                [o.id for o in outcomes],
+                [o.next_fire_at for o in outcomes],
+                [o.due_at for o in outcomes],
+                [o.failed_attempts for o in outcomes],
+                [o.last_error for o in outcomes],
+                [o.last_fired_at for o in outcomes],
+            )
+        self.runs_started += len(started)
+        return len(claimed)
+
+    def _plan(self, row: asyncpg.Record, now: datetime.datetime) -> tuple[_Outcome, list[TriggeredStart]]:
+        """What to start for one claimed schedule and where it goes next."""
+        try:
+            cron = CronSchedule(row["cron"], row["timezone"])
+        except CronError as error:  # stored values were valid; a zone may vanish from tzdata
+            later = now + datetime.timedelta(seconds=self.settings.scheduler_retry_max_seconds)
+            return self._failed(row, now, later, str(error)), []
+        due = due_fire_times(
+            cron,
+            row["next_fire_at"],
+            now,
+            datetime.timedelta(seconds=self.settings.scheduler_catch_up_seconds),
+        )
+        if not due.fire_times:
+            # Nothing is due after all (the pending fire time is ahead): just keep the plan.
+            return _Outcome(
+                row["id"], due.next_fire_at, due.next_fire_at, row["failed_attempts"], None, None
+            ), []
+        if not row["has_active_version"]:
+            return self._failed(
+                row, now, due.next_fire_at, "the script has no active (published) version"
+            ), []
+        event_data = {"cron": row["cron"], "timezone": row["timezone"]}
+        fires = [
+            TriggeredStart(
+                tenant_id=row["tenant_id"],
+                script_id=row["script_id"],
+                source=RunSource(
+                    trigger_type="SCHEDULED_TASK",
+                    schedule_id=row["id"],
+                    planned_at=fire,
+                    event_data={**event_data, "catchUp": due.caught_up},
+                ),
+            )
+            for fire in due.fire_times
+        ]
+        outcome = _Outcome(
+            id=row["id"],
+            next_fire_at=due.next_fire_at,
+            due_at=due.next_fire_at,
+            failed_attempts=0,
+            last_error=None,
+            last_fired_at=due.fire_times[-1],
+        )
+        return outcome, fires
+
+    def _failed(
+        self, row: asyncpg.Record, now: datetime.datetime, next_fire_at: datetime.datetime, reason: str
+    ) -> _Outcome:
+        """Retry the pending fire later, or give it up after the last attempt."""
+        self.failed_fires += 1
+        attempts = row["failed_attempts"] + 1
+        pending = row["next_fire_at"]
+        if attempts >= self.settings.scheduler_max_attempts:
+            logger.warning(
+                "scheduled fire given up", schedule_id=str(row["id"]), attempts=attempts, error=reason
+            )
+            return _Outcome(
+                id=row["id"],
+                next_fire_at=next_fire_at,
+                due_at=next_fire_at,
+                failed_attempts=0,
+                last_error=f"gave up the fire at {timestamp(pending)} after {attempts} attempts: {reason}",
+                last_fired_at=None,
+            )
+        delay = min(
+            self.settings.scheduler_retry_base_seconds * 2 ** (attempts - 1),
+            self.settings.scheduler_retry_max_seconds,
+        ) * random.uniform(0.75, 1.25)
+        return _Outcome(
+            id=row["id"],
+            next_fire_at=pending,
+            due_at=now + datetime.timedelta(seconds=delay),
+            failed_attempts=attempts,
+            last_error=f"attempt {attempts} at the fire at {timestamp(pending)} failed: {reason}",
+            last_fired_at=None,
+        )
