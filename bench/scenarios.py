@@ -454,3 +454,110 @@ ALL = [
     ("latency", command_latency),
     ("fanout", sse_fanout),
 ]
+
+
+# ---- seeding a million runs --------------------------------------------------------------------
+
+
+async def seed_and_list(ctx: Context) -> list[Any]:
+    """`scriptworks seed runs` against a raw generate-and-COPY of the same rows; then GET /runs
+    on the seeded million, first page against page 10,000."""
+    import asyncio
+    import datetime
+    import os
+    import sys
+    import time
+
+    import asyncpg
+
+    from app.cli.seed import RUN_COLUMNS, SeedPlan, clean, prepare, run_rows
+    from app.lib.db import asyncpg_connect_kwargs
+    from app.lib.pagination import encode_cursor
+    from bench.run import Row
+
+    count = 100_000 if ctx.quick else 1_000_000
+    tenant = "seeded"
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(ctx.url))
+    try:
+        # The baseline: the same rows, generated and copied with nothing else around them.
+        plan = SeedPlan(tenant, count, 0.5, 100, 50_000, datetime.datetime.now(datetime.UTC))
+        prepared = await prepare(connection, plan)
+        started = time.perf_counter()
+        await connection.copy_records_to_table("runs", records=run_rows(plan, prepared), columns=RUN_COLUMNS)
+        raw_seconds = time.perf_counter() - started
+        await clean(connection, tenant)
+        await connection.execute("VACUUM ANALYZE runs")
+
+        started = time.perf_counter()
+        seeding = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app",
+            "seed",
+            "runs",
+            "--count",
+            str(count),
+            "--tenant",
+            tenant,
+            env={**os.environ, **ctx.env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert await seeding.wait() == 0
+        seed_seconds = time.perf_counter() - started
+        counts = {
+            r["trigger_type"]: r["n"]
+            for r in await connection.fetch(
+                "SELECT trigger_type, count(*) AS n FROM runs WHERE tenant_id = $1 GROUP BY 1", tenant
+            )
+        }
+        # The cursor of page 10,000 (limit 50) of the successful runs, newest first.
+        deep = await connection.fetchrow(
+            """SELECT started_at, id FROM runs WHERE tenant_id = $1 AND status = 'SUCCEEDED'
+               ORDER BY started_at DESC, id DESC OFFSET $2 LIMIT 1""",
+            tenant,
+            50 * 9_999 - 1 if not ctx.quick else 50 * 999 - 1,
+        )
+    finally:
+        await connection.close()
+    rows = [
+        Row(
+            measure=f"seed runs --count {count:,}",
+            goal="<= 1.25x raw generate + COPY",
+            result=f"{seed_seconds:.1f} s ({count / seed_seconds:,.0f} runs/s)",
+            baseline=f"{raw_seconds:.1f} s",
+            ratio=f"{seed_seconds / raw_seconds:.2f}x",
+            ok=seed_seconds <= 1.25 * raw_seconds,
+            notes=[f"verified: {counts}"],
+        )
+    ]
+
+    app = ctx.start_app()
+    try:
+        headers = {**ctx.headers, "x-tenant-id": tenant}
+        first = encode_request("GET", "/runs?status=SUCCEEDED&limit=50", headers=headers)
+        cursor = encode_cursor((deep["started_at"], deep["id"]))
+        deep_request = encode_request(
+            "GET", f"/runs?status=SUCCEEDED&limit=50&cursor={cursor}", headers=headers
+        )
+        seconds = 3 if ctx.quick else 10
+        page_one = await run_load(app.port, lambda _n: first, seconds=seconds, connections=1)
+        page_deep = await run_load(app.port, lambda _n: deep_request, seconds=seconds, connections=1)
+    finally:
+        ctx.stop(app)
+    p99_first, p99_deep = page_one.percentile(0.99) * 1000, page_deep.percentile(0.99) * 1000
+    page = "10,000" if not ctx.quick else "1,000"
+    rows.append(
+        Row(
+            measure=f"GET /runs?status=SUCCEEDED on {count:,} runs, page 1 vs page {page}",
+            goal="p99 <= 20 ms; deep/first <= 1.5",
+            result=f"p99 {p99_first:.1f} ms / {p99_deep:.1f} ms",
+            ratio=f"{p99_deep / p99_first:.2f}",
+            ok=p99_first <= 20 and p99_deep <= 20 and p99_deep / p99_first <= 1.5,
+            notes=[f"p50 {page_one.median * 1000:.1f} ms / {page_deep.median * 1000:.1f} ms"],
+        )
+    )
+    return rows
+
+
+ALL.append(("seed", seed_and_list))

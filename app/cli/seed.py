@@ -241,21 +241,20 @@ class Progress:
 async def copy_runs(
     connection: asyncpg.Connection, rows: Iterator[tuple[object, ...]], batch: int, progress: Progress | None
 ) -> int:
+    """COPY every row in one stream (what measured fastest), reporting progress each ``batch``."""
     done = 0
-    chunk: list[tuple[object, ...]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= batch:
-            await connection.copy_records_to_table("runs", records=chunk, columns=RUN_COLUMNS)
-            done += len(chunk)
-            chunk = []
-            if progress:
+
+    def counted() -> Iterator[tuple[object, ...]]:
+        nonlocal done
+        for row in rows:
+            yield row
+            done += 1
+            if progress and done % batch == 0:
                 progress.update(done)
-    if chunk:
-        await connection.copy_records_to_table("runs", records=chunk, columns=RUN_COLUMNS)
-        done += len(chunk)
-        if progress:
-            progress.update(done)
+
+    await connection.copy_records_to_table("runs", records=counted(), columns=RUN_COLUMNS)
+    if progress:
+        progress.update(done)
     return done
 
 
