@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["asyncpg_connect_kwargs", "constraint_name", "driver_connection"]
+from app.lib.uow import DEFER_COMMIT
+
+__all__ = ["Row", "asyncpg_connect_kwargs", "constraint_name", "driver_connection", "statements"]
 
 
 def constraint_name(error: BaseException) -> str | None:
@@ -52,3 +56,32 @@ async def driver_connection(session: AsyncSession) -> Any:
     plain-SQL statements that share the session's unit of work."""
     connection = await session.connection()
     return (await connection.get_raw_connection()).driver_connection
+
+
+@asynccontextmanager
+async def statements(session: AsyncSession | None, pool: Any) -> AsyncIterator[Any]:
+    """An asyncpg connection for plain-SQL statements that each commit on their own (one round
+    trip, no BEGIN/COMMIT): one borrowed from ``pool`` (``app.state.statement_pool``), outside any
+    transaction. When the request owns a transaction (an Idempotency-Key request, see
+    ``app.lib.uow``) it is that transaction's connection instead, and the statements commit with
+    the stored response."""
+    if session is not None and session.info.get(DEFER_COMMIT):
+        yield await driver_connection(session)
+        return
+    async with pool.acquire() as connection:
+        yield connection
+
+
+class Row:
+    """Attribute access to an asyncpg record, so the wire schemas build from it as from a model."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None

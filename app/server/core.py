@@ -41,7 +41,12 @@ from app.lib.logging import configure_logging
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import rate_limit_config
 from app.lib.tenancy import provide_tenant_id
-from app.server.database import alchemy_config, resolve_database_url, upgrade_database
+from app.server.database import (
+    alchemy_config,
+    create_statement_pool,
+    resolve_database_url,
+    upgrade_database,
+)
 from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController, migrations_head
 from app.server.metrics import MetricsController, prometheus_config
@@ -65,6 +70,7 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(upgrade_database, settings)
         url = resolve_database_url(settings)
+        app.state.statement_pool = await create_statement_pool(url, settings)
         hub = EventHub(lambda: asyncpg_connect_kwargs(url), poll_seconds=settings.worker_poll_seconds)
         await hub.start()
         app.state.hub = hub
@@ -79,6 +85,7 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
             if worker is not None:
                 await worker.stop()
             await hub.stop()
+            await app.state.statement_pool.close()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
             if database.engine_instance is not None:

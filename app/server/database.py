@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import msgspec
 from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.config import SQLAlchemyAsyncConfig as PlainAsyncConfig
 from advanced_alchemy.extensions.litestar import (
@@ -22,9 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.lib.db import asyncpg_connect_kwargs
 from app.server.embedded import EmbeddedPostgres
 
-__all__ = ["EMBEDDED_URL", "alchemy_config", "resolve_database_url", "upgrade_database"]
+__all__ = [
+    "EMBEDDED_URL",
+    "alchemy_config",
+    "create_statement_pool",
+    "resolve_database_url",
+    "upgrade_database",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # In a source checkout the revisions live at the top level; an installed wheel carries them
@@ -95,3 +104,29 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     # The plain (non-Litestar) config: no app-state keys are registered for this throwaway engine.
     config = alchemy_config(settings, pooled=False, config_class=PlainAsyncConfig)
     AlembicCommands(sqlalchemy_config=config).upgrade(revision)
+
+
+async def _json_codecs(connection: asyncpg.Connection) -> None:
+    # The same codecs SQLAlchemy's asyncpg dialect installs (JSON text in, Python values out), so
+    # one plain-SQL statement runs alike on this pool and on a session's connection.
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=lambda text: b"\x01" + text.encode(),
+        decoder=lambda raw: msgspec.json.decode(raw[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await connection.set_type_codec(
+        "json", encoder=str.encode, decoder=msgspec.json.decode, schema="pg_catalog", format="binary"
+    )
+
+
+async def create_statement_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    """The asyncpg pool of the single-statement hot paths (``app.lib.db.statements``).
+
+    Those paths skip the ORM and SQLAlchemy's pool altogether: a statement borrows a connection,
+    runs once outside any transaction (it commits on its own) and gives it back.
+    """
+    return await asyncpg.create_pool(
+        min_size=0, max_size=settings.db_pool_size, init=_json_codecs, **asyncpg_connect_kwargs(url)
+    )

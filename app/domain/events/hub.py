@@ -174,6 +174,8 @@ class EventHub:
     # ---- the tail ----------------------------------------------------------------------------
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if not self._subscribers:
+            return  # idle: a new stream restarts the tail from the table anyway
         with contextlib.suppress(ValueError):
             self._announced = max(self._announced, int(payload))
         self._wake.set()

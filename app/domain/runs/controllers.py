@@ -6,6 +6,7 @@ import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -41,7 +42,7 @@ Paging = NamedDependency[PageParams]
 
 
 async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant) -> RunService:
-    """The run service on the request's session (which opens no connection until used).
+    """The run service on the engine's pool (or the request's transaction, when one is owned).
 
     It takes ``tenant_id`` only to chain after it, and asks the database config for the session
     instead of depending on ``db_session``: Litestar resolves a batch of independent dependencies
@@ -49,8 +50,12 @@ async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant
     batch holds one. For the same reason the handlers read the caller from ``request.user``
     (what the ``actor`` dependency returns) instead of a second dependency.
     """
-    state = request.app.state
-    return RunService(state.database.provide_session(state, request.scope))
+    database = request.app.state.database
+    # A session exists only when the Idempotency-Key layer opened one (it owns the transaction).
+    session = get_aa_scope_state(request.scope, database.session_scope_key)
+    return RunService(
+        session=session, engine=database.get_engine(), statement_pool=request.app.state.statement_pool
+    )
 
 
 async def provide_report_service(

@@ -33,6 +33,7 @@ from app.domain.runs import queries
 from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
 from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
 from app.lib.correlation import current_correlation_id
+from app.lib.db import statements
 from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.uow import DEFER_COMMIT
@@ -101,19 +102,31 @@ async def start_active_runs(
 
 
 class RunService:
-    def __init__(self, session: AsyncSession) -> None:
+    """On the engine's pool; on a request's session only when that session owns the transaction.
+
+    ``session`` is the request's session when one was already opened for it (by the
+    Idempotency-Key layer); a plain request creates none at all.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession | None = None,
+        engine: AsyncEngine | None = None,
+        statement_pool: Any = None,
+    ) -> None:
         self.session = session
-        self.engine: AsyncEngine = session.bind  # type: ignore[assignment]
+        self.engine: AsyncEngine = engine if engine is not None else session.bind  # type: ignore[union-attr,assignment]
+        self.statement_pool = statement_pool
 
     @property
     def _in_request_transaction(self) -> bool:
-        return bool(self.session.info.get(DEFER_COMMIT))
+        return self.session is not None and bool(self.session.info.get(DEFER_COMMIT))
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
         """One statement, one round trip; or the request's transaction when it owns one."""
         if self._in_request_transaction:
-            yield await self.session.connection()
+            yield await self.session.connection()  # type: ignore[union-attr]
             return
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -121,7 +134,7 @@ class RunService:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         if self._in_request_transaction:
-            yield await self.session.connection()
+            yield await self.session.connection()  # type: ignore[union-attr]
             return
         async with self.engine.begin() as conn:
             yield conn
@@ -180,8 +193,7 @@ class RunService:
         self, tenant_id: str, actor: Actor, data: RunCreate, source: RunSource = API_RUN
     ) -> dict[str, Any]:
         """Start a run of a version of one of the tenant's scripts: one statement, one round trip."""
-        async with self._autocommit() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+        async with statements(self.session, self.statement_pool) as driver:
             row = await driver.fetchrow(
                 queries.START_RUN,
                 uuid7(),
@@ -209,7 +221,7 @@ class RunService:
                 code="VERSION_NOT_FOUND",
                 details=[{"field": "version", "message": "no such version of the script"}],
             )
-        # The pool's connections decode JSON columns already (SQLAlchemy sets the codec up).
+        # Both kinds of connection decode JSON columns (the same codecs are installed on each).
         return dict(row.items())
 
     async def upsert_variables(

@@ -150,12 +150,51 @@ class ScriptDetail(ScriptOut):
     active_version: VersionOut | None = None
 
     @classmethod
-    def of_pair(cls, script: Script, active: ScriptVersion | None) -> ScriptDetail:
-        base = ScriptOut.of(script)
-        return cls(
-            **{f: getattr(base, f) for f in base.__struct_fields__},
-            active_version=VersionOut.of(active) if active is not None else None,
+    def of_row(cls, row: Any) -> ScriptDetail:
+        """From a ``GET_DETAIL`` row: the script's columns, and its active version's as ``v_*``."""
+        active = (
+            VersionOut(
+                id=row.v_id,
+                tenant_id=row.v_tenant_id,
+                script_id=row.v_script_id,
+                version=row.v_version,
+                graph_json=row.v_graph_json,
+                variables_def=row.v_variables_def,
+                changelog=row.v_changelog,
+                is_published=row.v_is_published,
+                created_by_id=row.v_created_by_id,
+                created_at=timestamp(row.v_created_at),
+            )
+            if row.v_id is not None
+            else None
         )
+        return cls._build(row, active)
+
+    @classmethod
+    def _build(cls, script: Any, active: VersionOut | None) -> ScriptDetail:
+        return cls(
+            id=script.id,
+            tenant_id=script.tenant_id,
+            name=script.name,
+            slug=script.slug,
+            description=script.description,
+            status=script.status,
+            active_version_id=script.active_version_id,
+            latest_version=script.latest_version,
+            labels=list(script.labels),
+            intents=list(script.intents),
+            language_codes=list(script.language_codes),
+            embedding_key=script.embedding_key,
+            created_by_id=script.created_by_id,
+            updated_by_id=script.updated_by_id,
+            created_at=timestamp(script.created_at),
+            updated_at=timestamp(script.updated_at),
+            active_version=active,
+        )
+
+    @classmethod
+    def of_pair(cls, script: Script, active: ScriptVersion | None) -> ScriptDetail:
+        return cls._build(script, VersionOut.of(active) if active is not None else None)
 
 
 class VersionSummary(CamelStruct):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from functools import cached_property
 from typing import Any
 
 from advanced_alchemy.filters import CollectionFilter, SearchFilter
@@ -16,16 +17,16 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
 from app.config import Actor
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.store import append_event
-from app.domain.scripts import diff
+from app.domain.scripts import diff, queries
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
-from app.lib.db import constraint_name
+from app.lib.correlation import current_correlation_id
+from app.lib.db import Row, constraint_name, statements
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
@@ -62,13 +63,28 @@ class AuditRepository(SQLAlchemyAsyncRepository[AuditEntry]):
 class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     repository_type = ScriptRepository
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, statement_pool: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.session = self.repository.session
-        self.versions = VersionRepository(session=self.session)
-        self.audit = AuditRepository(session=self.session)
+        self.statement_pool = statement_pool
+
+    @cached_property
+    def versions(self) -> VersionRepository:
+        return VersionRepository(session=self.session)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(session=self.session)
 
     # ---- reads -------------------------------------------------------------------------------
+
+    async def get_detail_row(self, tenant_id: str, script_id: uuid.UUID) -> Row:
+        """The script and its active version in one statement (the hot read of the editor)."""
+        async with statements(self.session, self.statement_pool) as connection:
+            row = await connection.fetchrow(queries.GET_DETAIL, script_id, tenant_id)
+        if row is None:
+            raise _script_not_found()
+        return Row(row)
 
     async def get_detail(self, tenant_id: str, script_id: uuid.UUID) -> tuple[Script, ScriptVersion | None]:
         row = (
@@ -164,49 +180,29 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def create_script(self, tenant_id: str, actor: Actor, data: ScriptCreate) -> Script:
+    async def create_script(self, tenant_id: str, actor: Actor, data: ScriptCreate) -> Row:
+        """The script, its CREATE audit entry and its Script.Created event, in one statement."""
         now = _now()
-        script = (
-            await self.session.scalars(
-                pg_insert(Script)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    name=data.name,
-                    slug=data.slug,
-                    description=data.description,
-                    status="DRAFT",
-                    latest_version=0,
-                    labels=data.labels,
-                    intents=data.intents,
-                    language_codes=data.language_codes,
-                    embedding_key=data.embedding_key,
-                    created_by_id=actor.id,
-                    updated_by_id=actor.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_scripts_tenant_slug")
-                .returning(Script)
+        async with statements(self.session, self.statement_pool) as connection:
+            row = await connection.fetchrow(
+                queries.CREATE_SCRIPT,
+                uuid7(),
+                tenant_id,
+                data.name,
+                data.slug,
+                data.description,
+                data.labels,
+                data.intents,
+                data.language_codes,
+                data.embedding_key,
+                actor.id,
+                now,
+                uuid7(),
+                current_correlation_id(),
             )
-        ).one_or_none()
-        if script is None:
-            await self.session.rollback()
+        if row is None:
             raise _slug_taken(data.slug)
-        await self._audit(script.tenant_id, script.id, actor, "CREATE", now=now)
-        await append_event(
-            self.session,
-            tenant_id=tenant_id,
-            event="Script.Created",
-            payload={
-                "scriptId": str(script.id),
-                "slug": script.slug,
-                "name": script.name,
-                "actorId": actor.id,
-            },
-        )
-        await commit(self.session)
-        return script
+        return Row(row)
 
     async def update_script(
         self,
