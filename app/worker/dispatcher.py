@@ -78,6 +78,11 @@ class OutboxWorker:
         """Stop claiming, let in-flight commands finish (bounded), hand back the rest."""
         self._stopping = True
         self._wake.set()
+        # Let the claim loop leave on its own: cancelled mid-claim, it could leave rows claimed in
+        # the database that it never heard back about (stuck until their lease expires).
+        claim_loop = self._tasks[0] if self._tasks else None
+        if claim_loop is not None:
+            await asyncio.wait({claim_loop}, timeout=5)
         pending = [task for _, task in self._in_flight.values()]
         if pending:
             await asyncio.wait(pending, timeout=grace_seconds)
@@ -90,11 +95,13 @@ class OutboxWorker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
+        try:
             await self._flush()
             if unfinished and self._pool is not None:
                 released = await Outbox(self._pool).release(unfinished)
                 logger.info("worker released unfinished commands", count=released)
+        except Exception as error:  # the database may be gone: the leases then expire on their own
+            _stdlib_logger.warning("worker could not hand back its commands (%s)", type(error).__name__)
         with contextlib.suppress(Exception):
             if self._pool is not None:
                 await forget_worker(self._pool, self.worker_id)
