@@ -53,6 +53,10 @@ class TenantRateLimitMiddleware(RateLimitMiddleware):
     """Litestar's middleware, refusing with 429 ``RATE_LIMIT_EXCEEDED`` and ``Retry-After``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = scope.get("route_handler")
+        if handler is None or handler.opt.get(RATE_LIMIT_OPT) is None:
+            await self.app(scope, receive, send)  # most routes have no limit: cost them nothing
+            return
         app = scope["litestar_app"]
         request: Request[Any, Any, Any] = app.request_class(scope)
         if not await self.should_check_request(request=request):

@@ -24,7 +24,8 @@ prometheus_config = PrometheusConfig(
     app_name="scriptworks",
     prefix="scriptworks",
     group_path=True,
-    exclude=["^/metrics"],
+    # A stream's "duration" is its whole life: it would only blur the latency histograms.
+    exclude=["^/metrics", "^/events/stream"],
     exclude_unhandled_paths=True,
 )
 

@@ -43,8 +43,8 @@ def test_a_subscriber_that_cannot_keep_up_is_disconnected_and_the_others_are_not
 
     assert received == list(range(1, 21))
     assert stuck.closed_reason == "overflow"
-    assert stuck.queue.qsize() == 1
-    assert stuck.queue.get_nowait() is None  # the stream ends; the client reconnects and replays
+    assert stuck.pending == 1
+    assert stuck.take_nowait() is None  # the stream ends; the client reconnects and replays
 
 
 def test_unsubscribe_forgets_the_subscriber() -> None:
@@ -56,11 +56,29 @@ def test_unsubscribe_forgets_the_subscriber() -> None:
     h.publish(event(1))
 
     assert h.subscriber_count == 0
-    assert subscription.queue.empty()
+    assert subscription.pending == 0
 
 
 def _drain(subscription) -> list[LiveEvent]:
     items = []
-    while not subscription.queue.empty():
-        items.append(subscription.queue.get_nowait())
+    while subscription.pending:
+        items.append(subscription.take_nowait())
     return items
+
+
+async def test_a_reader_waits_for_the_next_event_and_wakes_on_close() -> None:
+    import asyncio
+
+    h = hub()
+    subscription = h.subscribe("acme")
+    reader = asyncio.create_task(subscription.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+
+    h.publish(event(7))
+    assert (await reader).id == 7
+
+    closing = asyncio.create_task(subscription.get())
+    await asyncio.sleep(0)
+    subscription.close("shutdown")
+    assert await closing is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +33,13 @@ logger = logging.getLogger(__name__)
 
 
 class Subscription:
-    """One stream's view of the hub: a filter and a bounded queue of matching events."""
+    """One stream's view of the hub: a filter and a bounded buffer of matching events.
 
-    __slots__ = ("closed_reason", "correlation_id", "events", "queue", "tenant_id")
+    A deque and one waiter future rather than an ``asyncio.Queue``: thousands of these live at
+    once, and each stream only ever has one reader.
+    """
+
+    __slots__ = ("_buffer", "_limit", "_waiter", "closed_reason", "correlation_id", "events", "tenant_id")
 
     def __init__(
         self, tenant_id: str, correlation_id: str | None, events: frozenset[str] | None, max_queue: int
@@ -43,8 +47,10 @@ class Subscription:
         self.tenant_id = tenant_id
         self.correlation_id = correlation_id
         self.events = events
-        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(max_queue)
         self.closed_reason: str | None = None
+        self._buffer: deque[LiveEvent | None] = deque()
+        self._limit = max_queue
+        self._waiter: asyncio.Future[None] | None = None
 
     def matches(self, event: LiveEvent) -> bool:
         return (self.correlation_id is None or event.correlation_id == self.correlation_id) and (
@@ -54,22 +60,40 @@ class Subscription:
     def offer(self, event: LiveEvent) -> None:
         if self.closed_reason is not None:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._buffer) >= self._limit:
             self.close("overflow")
+            return
+        self._buffer.append(event)
+        self._wake()
 
     def close(self, reason: str) -> None:
-        """End the stream: whatever is queued is dropped, the reader sees ``None`` next."""
+        """End the stream: whatever is buffered is dropped, the reader gets ``None`` next."""
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._buffer.clear()
+        self._buffer.append(None)
+        self._wake()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def take_nowait(self) -> LiveEvent | None:
+        return self._buffer.popleft()
 
     async def get(self) -> LiveEvent | None:
-        return await self.queue.get()
+        while not self._buffer:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._buffer.popleft()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class EventHub:
