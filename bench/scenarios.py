@@ -83,17 +83,59 @@ async def _fixture_script(ctx: Context, app: ServerProcess) -> str:
     return ctx.cache["script_id"]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                times = member.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _postgres_pids() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+
+
 async def _throughput(
-    ctx: Context, port: int, make: Callable[[int], bytes], *, connections: int = 32
-) -> tuple[float, LoadResult]:
+    ctx: Context,
+    port: int,
+    make: Callable[[int], bytes],
+    *,
+    connections: int = 32,
+    server: ServerProcess | None = None,
+) -> tuple[float, LoadResult, str]:
+    """Median rate of ``repeat`` runs, and where the CPU went during the last one."""
+    import os
+    import time
+
     rates: list[float] = []
     last = LoadResult()
+    split = ""
     for _ in range(ctx.repeat):
-        last = await run_load(port, make, seconds=ctx.seconds, connections=connections)
+        server_pids = [server.process.pid] if server and server.process else []
+        before = (_cpu_seconds(server_pids), _cpu_seconds(_postgres_pids()), _cpu_seconds([os.getpid()]))
+        started = time.perf_counter()
+        last = await run_load(port, make, seconds=ctx.seconds, connections=connections, warmup=0.5)
+        wall = time.perf_counter() - started
+        after = (_cpu_seconds(server_pids), _cpu_seconds(_postgres_pids()), _cpu_seconds([os.getpid()]))
         if last.errors:
             raise RuntimeError(f"{last.errors} unexpected answers: {last.statuses}")
         rates.append(last.rate)
-    return statistics.median(rates), last
+        app_cpu, pg_cpu, load_cpu = (b - a for a, b in zip(before, after, strict=True))
+        split = (
+            f"CPU of 2 cores: app {app_cpu / wall:.0%}, PostgreSQL {pg_cpu / wall:.0%}, "
+            f"load generator {load_cpu / wall:.0%}; "
+            f"app {app_cpu / max(last.requests, 1) * 1e6:.0f} us/request"
+        )
+    return statistics.median(rates), last, split
 
 
 def _row(measure: str, goal: str, result: float, baseline: float, ok: bool, unit: str = "req/s"):
@@ -114,21 +156,28 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
     app = ctx.start_app()
     bare = ctx.start_bare()
     rows = []
+
+    async def compare(
+        measure: str, goal: str, make_real: Any, make_bare: Any, ok: Callable[[float, float], bool]
+    ):
+        real, _, real_split = await _throughput(ctx, app.port, make_real, server=app)
+        base, _, base_split = await _throughput(ctx, bare.port, make_bare, server=bare)
+        row = _row(measure, goal, real, base, ok(real, base))
+        row.notes += [f"app: {real_split}", f"bare: {base_split}"]
+        rows.append(row)
+
     try:
         script_id = await _fixture_script(ctx, app)
-        auth = {k: v for k, v in ctx.headers.items()} | {"Content-Type": "application/json"}
-        run_body = _json({"scriptId": script_id, "version": 1})
-        run_request = encode_request("POST", "/runs", headers=auth, body=run_body)
-        real, _ = await _throughput(ctx, app.port, lambda _n: run_request)
-        base, _ = await _throughput(ctx, bare.port, lambda _n: run_request)
-        rows.append(
-            _row(
-                "POST /runs",
-                ">= 2,200 req/s and >= 35% of bare",
-                real,
-                base,
-                real >= 2200 and real >= 0.35 * base,
-            )
+        auth = {**ctx.headers, "Content-Type": "application/json"}
+        run_request = encode_request(
+            "POST", "/runs", headers=auth, body=_json({"scriptId": script_id, "version": 1})
+        )
+        await compare(
+            "POST /runs",
+            ">= 2,200 req/s and >= 35% of bare",
+            lambda _n: run_request,
+            lambda _n: run_request,
+            lambda real, base: real >= 2200 and real >= 0.35 * base,
         )
 
         def script_request(prefix: str) -> Callable[[int], bytes]:
@@ -138,18 +187,21 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
 
             return make
 
-        real, _ = await _throughput(ctx, app.port, script_request("real"))
-        base, _ = await _throughput(ctx, bare.port, script_request("bare"))
-        rows.append(
-            _row(
-                "POST /scripts (script+audit+event)", ">= 40% of bare insert", real, base, real >= 0.4 * base
-            )
+        await compare(
+            "POST /scripts (script+audit+event)",
+            ">= 40% of bare insert",
+            script_request("real"),
+            script_request("bare"),
+            lambda real, base: real >= 0.4 * base,
         )
-
         get_request = encode_request("GET", f"/scripts/{script_id}", headers=ctx.headers)
-        real, _ = await _throughput(ctx, app.port, lambda _n: get_request)
-        base, _ = await _throughput(ctx, bare.port, lambda _n: get_request)
-        rows.append(_row("GET /scripts/{id}", ">= 50% of bare select", real, base, real >= 0.5 * base))
+        await compare(
+            "GET /scripts/{id}",
+            ">= 50% of bare select",
+            lambda _n: get_request,
+            lambda _n: get_request,
+            lambda real, base: real >= 0.5 * base,
+        )
     finally:
         ctx.stop(app)
         ctx.stop(bare)
