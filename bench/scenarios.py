@@ -83,14 +83,15 @@ async def _fixture_script(ctx: Context, app: ServerProcess) -> str:
     return ctx.cache["script_id"]
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def _cpu_seconds(pids: list[int], *, children: bool = True) -> float:
     import psutil
 
     total = 0.0
     for pid in pids:
         try:
             process = psutil.Process(pid)
-            for member in [process, *process.children(recursive=True)]:
+            members = [process, *process.children(recursive=True)] if children else [process]
+            for member in members:
                 times = member.cpu_times()
                 total += times.user + times.system
         except psutil.Error:
@@ -98,10 +99,16 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def _postgres_pids() -> list[int]:
-    import psutil
+def _cpu_sample(ctx: Context, server: ServerProcess | None) -> tuple[float, float, float]:
+    """CPU seconds so far of the server under test, of PostgreSQL, and of this load generator."""
+    import os
 
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    server_pids = [server.process.pid] if server and server.process else []
+    return (
+        _cpu_seconds(server_pids),
+        _cpu_seconds([ctx.server.postmaster_pid]),
+        _cpu_seconds([os.getpid()], children=False),
+    )
 
 
 async def _throughput(
@@ -113,19 +120,17 @@ async def _throughput(
     server: ServerProcess | None = None,
 ) -> tuple[float, LoadResult, str]:
     """Median rate of ``repeat`` runs, and where the CPU went during the last one."""
-    import os
     import time
 
     rates: list[float] = []
     last = LoadResult()
     split = ""
     for _ in range(ctx.repeat):
-        server_pids = [server.process.pid] if server and server.process else []
-        before = (_cpu_seconds(server_pids), _cpu_seconds(_postgres_pids()), _cpu_seconds([os.getpid()]))
+        before = _cpu_sample(ctx, server)
         started = time.perf_counter()
         last = await run_load(port, make, seconds=ctx.seconds, connections=connections, warmup=0.5)
         wall = time.perf_counter() - started
-        after = (_cpu_seconds(server_pids), _cpu_seconds(_postgres_pids()), _cpu_seconds([os.getpid()]))
+        after = _cpu_sample(ctx, server)
         if last.errors:
             raise RuntimeError(f"{last.errors} unexpected answers: {last.statuses}")
         rates.append(last.rate)

@@ -73,6 +73,11 @@ class EmbeddedPostgres:
         assert self._server is not None
         return self._server.get_postmaster_info().port or 5432
 
+    @property
+    def postmaster_pid(self) -> int | None:
+        assert self._server is not None
+        return self._server.get_pid()
+
     def url(self, database: str = DATABASE_NAME) -> str:
         return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
