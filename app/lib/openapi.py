@@ -11,7 +11,7 @@ from litestar.params import BodyKwarg
 
 from app.lib.errors import ErrorBody
 
-__all__ = ["errors", "json_body"]
+__all__ = ["errors", "json_batch", "json_body"]
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: (
@@ -59,4 +59,14 @@ def json_body(example: Any, description: str | None = None) -> BodyKwarg:
         media_type=RequestEncodingType.JSON,
         description=description,
         examples=[Example(summary="Example", value=example)],
+    )
+
+
+def json_batch(min_items: int, max_items: int, description: str | None = None) -> BodyKwarg:
+    """A JSON array body documented with its size bounds; the service checks them with its own
+    messages, so they are documentation here (``Annotated[list[Item], json_batch(1, 1000)]``)."""
+    return BodyKwarg(
+        media_type=RequestEncodingType.JSON,
+        description=description,
+        schema_extra={"minItems": min_items, "maxItems": max_items},
     )

@@ -29,6 +29,7 @@ from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.logging import configure_logging
+from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import alchemy_config, resolve_database_url, upgrade_database
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommandController,
             EventStreamController,
         ],
-        plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
+        plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin(), PreciseStructSchemaPlugin()],
         dependencies={
             "tenant_id": Provide(provide_tenant_id),
             "actor": Provide(provide_actor),
