@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from advanced_alchemy import exceptions as aa_exc
+from asyncpg.exceptions import _base as asyncpg_exc
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -256,18 +257,60 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# What PostgreSQL (SQLSTATE class 22, "data exception") or the driver refused in a value the
+# client sent: said without echoing the value or the SQL.
+_DATA_EXCEPTIONS = {
+    "22021": "text must not contain NUL characters (\\u0000)",
+    "22P05": "JSON strings must not contain NUL characters (\\u0000)",
+    "22003": "a number is out of range",
+    "22008": "a date-time is out of range",
+}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's ``orig``, ``__cause__``), outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in found):
+        found.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return found
+
+
+def _bad_value(exc: BaseException) -> str | None:
+    """Why the database could not take a value of the request, or None if that is not the failure.
+
+    advanced-alchemy reports every failed statement as its IntegrityError, and the driver raises
+    on values it cannot encode (a date-time beyond year 9999 in UTC, an integer beyond the
+    column's range): the cause decides, so these are a 400 rather than a 409 or a 500.
+    """
+    for error in _chain(exc):
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return _DATA_EXCEPTIONS.get(sqlstate, "a value is out of range or otherwise not acceptable")
+        if isinstance(error, asyncpg_exc.DataError):
+            return "a value is out of range"
+    return None
+
+
 def describe(exc: BaseException) -> tuple[int, str, str, Any, dict[str, str] | None]:
     """(status, code, message, details, headers) for any exception."""
     if isinstance(exc, ApiError):
         return exc.status_code, exc.code, exc.message, exc.details, exc.headers
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec stops at Python's recursion limit while decoding a deeply nested body.
+        details = [{"field": "body", "message": "nested too deeply", "source": "body"}]
+        return 400, "VALIDATION_ERROR", "The request body is nested too deeply.", details, None
     if isinstance(exc, aa_exc.NotFoundError):
         return 404, "NOT_FOUND", "No such resource.", None, None
-    if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):
-        return 409, "CONFLICT", "The change conflicts with the current state.", None, None
+    if (reason := _bad_value(exc)) is not None:
+        return 400, "VALIDATION_ERROR", f"Invalid request: {reason}.", [{"message": reason}], None
     if _is_unavailable(exc):
         return 503, "UNAVAILABLE", "The database is unavailable; retry shortly.", None, {"Retry-After": "1"}
+    if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):
+        return 409, "CONFLICT", "The change conflicts with the current state.", None, None
     return HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred.", None, None
 
 
