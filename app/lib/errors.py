@@ -31,6 +31,7 @@ __all__ = [
     "Conflict",
     "ErrorBody",
     "Forbidden",
+    "HeadersTooLarge",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -121,6 +122,11 @@ class PreconditionFailed(ApiError):
 class PayloadTooLarge(ApiError):
     status_code = 413
     default_code = "PAYLOAD_TOO_LARGE"
+
+
+class HeadersTooLarge(ApiError):
+    status_code = 431
+    default_code = "HEADERS_TOO_LARGE"
 
 
 class Unprocessable(ApiError):
@@ -299,6 +305,10 @@ def describe(exc: BaseException) -> tuple[int, str, str, Any, dict[str, str] | N
         return exc.status_code, exc.code, exc.message, exc.details, exc.headers
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        # msgspec decodes JSON strings as UTF-8 and lets this through; only client input is decoded.
+        details = [{"field": "body", "message": "not valid UTF-8", "source": "body"}]
+        return 400, "VALIDATION_ERROR", "The request body is not valid UTF-8.", details, None
     if isinstance(exc, RecursionError) and "deserializing" in str(exc):
         # msgspec stops at Python's recursion limit while decoding a deeply nested body.
         details = [{"field": "body", "message": "nested too deeply", "source": "body"}]

@@ -31,6 +31,11 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     413: ("Body larger than MAX_BODY_BYTES.", "PAYLOAD_TOO_LARGE", "The request body is too large."),
     422: ("Well-formed but semantically invalid.", "GRAPH_INVALID", "graphJson is not a valid graph."),
     429: ("Rate limit exceeded; see Retry-After.", "RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    431: (
+        "Request headers larger than 64 KiB in all.",
+        "HEADERS_TOO_LARGE",
+        "The request headers are too large.",
+    ),
     503: (
         "The database is unavailable; retry.",
         "UNAVAILABLE",
@@ -39,9 +44,12 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
 }
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """Response docs for the given error statuses, all with the ``{code, message, details}`` body."""
-    documented = dict.fromkeys((*statuses, 503))
+def errors(*statuses: int, database: bool = True) -> dict[int, ResponseSpec]:
+    """Response docs for the given error statuses, all with the ``{code, message, details}`` body.
+
+    Every route can answer 431 (headers too large) and, when it uses the database, 503.
+    """
+    documented = dict.fromkeys((*statuses, 431, *((503,) if database else ())))
     specs: dict[int, ResponseSpec] = {}
     for status in documented:
         description, code, message = _ERRORS[status]

@@ -28,6 +28,7 @@ from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
+from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             CorrelationIdMiddleware(),
+            HeaderLimitMiddleware(),
             prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
             IdempotencyMiddleware(database, settings),

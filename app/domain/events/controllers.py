@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -58,17 +59,20 @@ async def provide_stream_tenant(
     return validate_tenant_id(tenant_query, field="tenantId")
 
 
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+MAX_EVENT_ID = 2**63 - 1  # event ids are bigints
+
+
 def _event_id(value: str | None, field: str) -> int | None:
-    if value is None or value.strip() == "":
+    if value is None or value.strip(" \t") == "":
         return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if number < 0:
+    text = value.strip(" \t")
+    # Plain ASCII digits only: int() would also take "+5", "1_000" and other scripts' digits.
+    number = int(text) if _EVENT_ID.fullmatch(text) else -1
+    if not 0 <= number <= MAX_EVENT_ID:
         raise ValidationFailed(
-            f"{field} must be an event id (a non-negative integer).",
-            details=[{"field": field, "message": "must be a non-negative integer"}],
+            f"{field} must be an event id (an integer from 0 to {MAX_EVENT_ID}).",
+            details=[{"field": field, "message": f"must be an integer from 0 to {MAX_EVENT_ID}"}],
         )
     return number
 
