@@ -235,42 +235,33 @@ def _validation_message(details: list[dict[str, Any]] | None) -> str | None:
     return f"Invalid {where}: {first.get('message')}"
 
 
+_CONNECTION_ERRORS = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "InterfaceError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted."""
-    if isinstance(exc, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
-        return True
-    if isinstance(exc, OSError):
-        return True
-    orig = getattr(exc, "orig", None) or exc.__cause__
-    if orig is not None and orig is not exc:
-        name = type(orig).__name__
-        if name in {
-            "CannotConnectNowError",
-            "ConnectionDoesNotExistError",
-            "ConnectionFailureError",
-            "InterfaceError",
-            "AdminShutdownError",
-            "CrashShutdownError",
-            "TooManyConnectionsError",
-        }:
+    """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted.
+
+    Looked for along the whole chain: advanced-alchemy wraps SQLAlchemy's pool timeout in its
+    RepositoryError, which says nothing itself.
+    """
+    for error in _chain(exc):
+        if isinstance(error, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
             return True
-        if isinstance(orig, OSError | ConnectionError):
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError | OSError):
+            return True
+        if error is not exc and type(error).__name__ in _CONNECTION_ERRORS:
             return True
     return False
-
-
-# What PostgreSQL (SQLSTATE class 22, "data exception") or the driver refused in a value the
-# client sent: said without echoing the value or the SQL.
-_DATA_EXCEPTIONS = {
-    "22021": "text must not contain NUL characters (\\u0000)",
-    "22P05": "JSON strings must not contain NUL characters (\\u0000)",
-    "22003": "a number is out of range",
-    "22008": "a date-time is out of range",
-}
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -281,6 +272,16 @@ def _chain(exc: BaseException) -> list[BaseException]:
         found.append(current)
         current = getattr(current, "orig", None) or current.__cause__
     return found
+
+
+# What PostgreSQL (SQLSTATE class 22, "data exception") or the driver refused in a value the
+# client sent: said without echoing the value or the SQL.
+_DATA_EXCEPTIONS = {
+    "22021": "text must not contain NUL characters (\\u0000)",
+    "22P05": "JSON strings must not contain NUL characters (\\u0000)",
+    "22003": "a number is out of range",
+    "22008": "a date-time is out of range",
+}
 
 
 def _bad_value(exc: BaseException) -> str | None:

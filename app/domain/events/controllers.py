@@ -19,7 +19,7 @@ import anyio
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
@@ -34,6 +34,7 @@ from app.lib.tenancy import ensure_same_tenant, validate_tenant_id
 __all__ = ["EventStreamController"]
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+OVERFLOW_GRACE_SECONDS = 1.0
 
 
 async def provide_stream_tenant(
@@ -92,9 +93,15 @@ async def _stream(
     correlation_id: str | None,
     events: frozenset[str] | None,
     shutdown: anyio.Event,
+    overflowed: asyncio.Event,
 ) -> AsyncIterator[ServerSentEvent]:
     # Subscribe before replaying: whatever commits meanwhile is queued, and deduplicated below.
-    subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
+    subscription = hub.subscribe(
+        tenant_id,
+        correlation_id=correlation_id,
+        events=events,
+        on_close=lambda reason: overflowed.set() if reason == "overflow" else None,
+    )
     watcher = asyncio.create_task(_close_on(shutdown, subscription))
     try:
         last: Position | None = None
@@ -135,6 +142,31 @@ async def _stream(
 async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
     await shutdown.wait()
     subscription.close("shutdown")
+
+
+def _dropped_on_overflow(response: ASGIApp, overflowed: asyncio.Event) -> ASGIApp:
+    """The stream, cut off once its subscription overflows.
+
+    A client that stops reading leaves the stream blocked in a send (TCP buffers full) where it
+    cannot notice that the hub gave up on it; without this the connection and its subscription
+    would linger until the send timeout. After a short grace (a reader that is merely slow ends
+    normally and reconnects with Last-Event-ID) the response is cancelled and the connection
+    closed.
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def serve() -> None:
+                await response(scope, receive, send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(serve)
+            await overflowed.wait()
+            await anyio.sleep(OVERFLOW_GRACE_SECONDS)
+            group.cancel_scope.cancel()
+
+    return app
 
 
 class EventStreamController(Controller):
@@ -200,8 +232,9 @@ class EventStreamController(Controller):
             cursor = _event_id(since, "since")
         names = frozenset(n.strip() for n in event.split(",") if n.strip()) if event else None
         shutdown = anyio.Event()
-        return EventSourceResponse(
-            _stream(hub, tenant_id, cursor, correlation_id, names or None, shutdown),
+        overflowed = asyncio.Event()
+        response = EventSourceResponse(
+            _stream(hub, tenant_id, cursor, correlation_id, names or None, shutdown, overflowed),
             headers=STREAM_HEADERS,
             ping=settings.sse_ping_seconds,
             ping_message_factory=_ping,
@@ -209,3 +242,4 @@ class EventStreamController(Controller):
             shutdown_grace_period=1.0,
             send_timeout=30,
         )
+        return _dropped_on_overflow(response, overflowed)

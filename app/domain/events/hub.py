@@ -34,16 +34,22 @@ logger = logging.getLogger(__name__)
 class Subscription:
     """One stream's view of the hub: a filter and a bounded queue of matching events."""
 
-    __slots__ = ("closed_reason", "correlation_id", "events", "queue", "tenant_id")
+    __slots__ = ("closed_reason", "correlation_id", "events", "on_close", "queue", "tenant_id")
 
     def __init__(
-        self, tenant_id: str, correlation_id: str | None, events: frozenset[str] | None, max_queue: int
+        self,
+        tenant_id: str,
+        correlation_id: str | None,
+        events: frozenset[str] | None,
+        max_queue: int,
+        on_close: Callable[[str], None] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.correlation_id = correlation_id
         self.events = events
         self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(max_queue)
         self.closed_reason: str | None = None
+        self.on_close = on_close
 
     def matches(self, event: LiveEvent) -> bool:
         return (self.correlation_id is None or event.correlation_id == self.correlation_id) and (
@@ -66,6 +72,8 @@ class Subscription:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        if self.on_close is not None:
+            self.on_close(reason)
 
     async def get(self) -> LiveEvent | None:
         return await self.queue.get()
@@ -113,9 +121,16 @@ class EventHub:
     # ---- subscriptions -----------------------------------------------------------------------
 
     def subscribe(
-        self, tenant_id: str, *, correlation_id: str | None = None, events: frozenset[str] | None = None
+        self,
+        tenant_id: str,
+        *,
+        correlation_id: str | None = None,
+        events: frozenset[str] | None = None,
+        on_close: Callable[[str], None] | None = None,
     ) -> Subscription:
-        subscription = Subscription(tenant_id, correlation_id, events, self._max_queue)
+        """A new subscription; ``on_close(reason)`` is called when the hub ends it ("overflow" when
+        its reader fell ``max_queue`` events behind, "shutdown" when the hub stops)."""
+        subscription = Subscription(tenant_id, correlation_id, events, self._max_queue, on_close)
         self._subscribers[tenant_id].add(subscription)
         return subscription
 
