@@ -48,7 +48,7 @@ async def test_postgres_restarted_under_load_gives_503s_then_recovers_and_loses_
     folder = Path(tempfile.mkdtemp(prefix="scriptworks-restart-"))
     folder.chmod(0o755)  # noqa: ASYNC240 -- the server may run as another user
     try:
-        report = await postgres_restart(folder, duration=6, rate=40, outage_seconds=1.5)
+        report = await postgres_restart(folder, duration=4.5, rate=40, outage_seconds=1.5)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
