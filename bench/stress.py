@@ -147,8 +147,8 @@ class Bench:
     def restart(self) -> dict[str, Any]:
         folder = self.work / "restart"
         folder.mkdir(mode=0o755)
-        duration = 30 if not self.args.quick else 8
-        report = asyncio.run(postgres_restart(folder, duration=duration, rate=60, outage_seconds=5))
+        duration, outage = (30.0, 5.0) if not self.args.quick else (10.0, 2.0)
+        report = asyncio.run(postgres_restart(folder, duration=duration, rate=60, outage_seconds=outage))
         return report.__dict__
 
     def reader(self) -> dict[str, Any]:
@@ -324,6 +324,10 @@ async def _soak(api: ServerProcess, seconds: float, rate: float, clients: int, q
         "error_kinds": sorted({f"{o.kind} {o.status}" for o in errors}),
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "p99_ms_by_kind": {
+            kind: round(percentile([o.seconds for o in measured if o.kind == kind], 0.99) * 1000, 1)
+            for kind in sorted({o.kind for o in measured})
+        },
         "sse_clients": clients,
         "commands": len(expected),
         "events_skipped": sum(len(r.missing(expected)) for r in readers),
