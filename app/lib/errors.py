@@ -17,7 +17,7 @@ import msgspec
 from advanced_alchemy import exceptions as aa_exc
 from asyncpg.exceptions import _base as asyncpg_exc
 from litestar import MediaType, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy import exc as sa_exc
 
@@ -210,7 +210,37 @@ def _validation_details(extra: Any, cause: BaseException | None = None) -> list[
     return details or None
 
 
+def _misfiled_body_error(exc: HTTPException) -> list[dict[str, Any]] | None:
+    """The details of a body error that Litestar reported as a server error.
+
+    Litestar decides whether a failed parse is the client's fault by the failing key's name, and
+    takes a key that is also a dependency's name (``actor`` in ``POST /commands``) for a broken
+    dependency: a 500 with no details. The msgspec error it chains says where in the body the
+    problem is; only that case (a location inside ``$.data``, the body) is recovered here.
+    """
+    cause = exc.__cause__
+    if not isinstance(exc, InternalServerException) or not isinstance(cause, msgspec.ValidationError):
+        return None
+    message, found, location = str(cause).partition(" - at `$.data")
+    if not found:
+        return None
+    where = location.removesuffix("`").removeprefix(".")
+    missing = _MISSING_FIELD.match(str(cause))
+    if missing:
+        name = missing.group("name")
+        return [
+            {
+                "field": f"{where}.{name}" if where else name,
+                "message": "required field is missing",
+                "source": "body",
+            }
+        ]
+    return [{"field": where or "body", "message": message, "source": "body"}]
+
+
 def _from_http_exception(exc: HTTPException) -> tuple[int, str, str, Any, dict[str, str] | None]:
+    if (misfiled := _misfiled_body_error(exc)) is not None:
+        return 400, "VALIDATION_ERROR", _validation_message(misfiled) or "Invalid body.", misfiled, None
     status = exc.status_code
     code, default_message = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request failed."))
     if status >= 500:
@@ -347,7 +377,10 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
     if status >= 500 and code == "INTERNAL_ERROR":
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     elif status >= 500:
-        logger.warning("%s on %s %s: %s", code, request.method, request.url.path, type(exc).__name__)
+        reason = getattr(exc, "detail", "") or ""
+        logger.warning(
+            "%s on %s %s: %s %s", code, request.method, request.url.path, type(exc).__name__, reason
+        )
     return error_response(
         status, code, message, details, correlation_id=correlation_id_of(request.scope), headers=headers
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
@@ -11,7 +11,10 @@ from litestar.params import BodyKwarg
 
 from app.lib.errors import ErrorBody
 
-__all__ = ["errors", "json_batch", "json_body"]
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = ["document_idempotency", "errors", "json_batch", "json_body"]
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: (
@@ -78,3 +81,41 @@ def json_batch(min_items: int, max_items: int, description: str | None = None) -
         description=description,
         schema_extra={"minItems": min_items, "maxItems": max_items},
     )
+
+
+# What the Idempotency-Key layer (app.lib.idempotency) can answer on any POST, on its own.
+_IDEMPOTENCY_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: (
+        "Invalid request, e.g. an Idempotency-Key that is not 1-255 printable characters.",
+        "VALIDATION_ERROR",
+        "Idempotency-Key must be 1-255 printable ASCII characters.",
+    ),
+    409: (
+        "A request with this Idempotency-Key is still being processed.",
+        "IDEMPOTENCY_IN_PROGRESS",
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+    ),
+    413: _ERRORS[413],
+    422: (
+        "This Idempotency-Key was used for a different request.",
+        "IDEMPOTENCY_KEY_REUSED",
+        "This Idempotency-Key was used for a different request.",
+    ),
+}
+
+
+def document_idempotency(app: Litestar) -> None:
+    """Every POST honours Idempotency-Key, so every POST documents what that layer answers;
+    statuses a route documents itself keep the route's description."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if "POST" in handler.http_methods:
+                added = {
+                    status: ResponseSpec(
+                        data_container=ErrorBody,
+                        description=description,
+                        examples=[Example(summary=code, value={"code": code, "message": message})],
+                    )
+                    for status, (description, code, message) in _IDEMPOTENCY_ERRORS.items()
+                }
+                handler.responses = {**added, **(handler.responses or {})}

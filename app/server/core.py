@@ -30,6 +30,7 @@ from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
+from app.lib.openapi import document_idempotency
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.tenancy import provide_tenant_id
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     database = alchemy_config(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             MetricsController,
@@ -161,3 +162,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    document_idempotency(app)
+    return app

@@ -587,3 +587,16 @@ def test_hostile_last_event_ids_are_400_before_the_stream_starts(
 
     assert_error(by_header, 400, "VALIDATION_ERROR")
     assert_error(by_query, 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("actor", "field"),
+    [({}, "actor.userId"), (5, "actor"), ([], "actor"), ({"userId": ""}, "actor.userId")],
+    ids=["empty-object", "number", "array", "empty-user-id"],
+)
+async def test_a_malformed_actor_in_a_command_is_400_naming_it(world: World, actor: Any, field: str) -> None:
+    """``actor`` is also the name of a dependency; an error there is still the client's."""
+    response = await world.api.post("/commands", json={"command": "A.B.v1", "actor": actor})
+
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"][0]["field"] == field

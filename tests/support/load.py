@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
-from httpx_sse import aconnect_sse
+from httpx_sse import SSEError, aconnect_sse
 
 from tests.conftest import ADMIN_TOKEN
 from tests.support.runs import GRAPH
@@ -82,19 +82,34 @@ class Recorder:
 
 
 async def paced(
-    rate: float, total: int | None, duration: float | None, launch: Callable[[int], Awaitable[Any]]
-):
-    """Start ``launch(i)`` at a steady ``rate`` per second (open loop: a slow answer does not
-    delay the next start), for ``total`` requests or ``duration`` seconds; wait for all of them."""
+    rate: float,
+    total: int | None,
+    duration: float | None,
+    launch: Callable[[int], Awaitable[Any]],
+    *,
+    max_in_flight: int = 64,
+) -> int:
+    """Start ``launch(i)`` at a steady ``rate`` per second (a slow answer does not delay the next
+    start) for ``total`` requests or ``duration`` seconds, and wait for all of them; returns how
+    many were started. At most ``max_in_flight`` run at once: past that the client waits rather
+    than pile up requests (an HTTP client's pool degrades badly with thousands queued)."""
+    slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(i: int) -> None:
+        try:
+            await launch(i)
+        finally:
+            slots.release()
+
     started = time.monotonic()
     i = 0
     while (total is None or i < total) and (duration is None or time.monotonic() - started < duration):
-        due = started + i / rate
-        delay = due - time.monotonic()
+        delay = started + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(launch(i))
+        await slots.acquire()
+        task = asyncio.create_task(run(i))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         i += 1
@@ -157,7 +172,7 @@ class ResumingReader:
                             budget -= 1
                             if budget <= 0:
                                 break  # drop the connection and resume from the last id
-                except (httpx.HTTPError, json.JSONDecodeError):
+                except (httpx.HTTPError, SSEError, json.JSONDecodeError):
                     await asyncio.sleep(0.1)
 
 
