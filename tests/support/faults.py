@@ -102,42 +102,45 @@ async def worker_kills(
         clients = [ResumingReader(api.url, tenant) for _ in range(readers)]
         reader_tasks = [asyncio.create_task(r.run(stop_readers)) for r in clients]
         connection = await asyncpg.connect(**asyncpg_connect_kwargs(database_url))
-        posted = 0
         mid_batch: list[int] = []
+        killed: list[int] = []
         try:
             async with httpx.AsyncClient(base_url=api.url, headers=headers(tenant), timeout=30) as client:
 
                 async def post(i: int) -> None:
-                    nonlocal posted
                     for _ in range(5):  # the API never fails here, but be a patient client anyway
                         response = await client.post("/commands", json=command(f"k-{i}"))
                         if response.status_code in (202, 409):
                             break
                         await asyncio.sleep(0.2)
-                    posted += 1
 
-                async def killer() -> int:
-                    done = 0
-                    for k in range(kills):
-                        milestone = commands * (k + 1) // (kills + 1)
-                        await eventually(lambda: _value(posted), lambda n, m=milestone: n >= m, timeout=600)
-                        # Mid-batch: the worker holds leases on commands it has not finished.
-                        with contextlib.suppress(AssertionError):
-                            await eventually(
-                                lambda: outbox_counts(connection),
-                                lambda c: c.get("PROCESSING", 0) > 0,
-                                timeout=30,
-                            )
-                            mid_batch.append(k)
-                        nonlocal worker
-                        worker.kill()
-                        done += 1
-                        worker = new_worker()
-                    return done
+                async def kill(k: int) -> None:
+                    nonlocal worker
+                    # Mid-batch: the worker holds leases on commands it has not finished.
+                    with contextlib.suppress(AssertionError):
+                        await eventually(
+                            lambda: outbox_counts(connection),
+                            lambda c: c.get("PROCESSING", 0) > 0,
+                            timeout=30,
+                        )
+                        mid_batch.append(k)
+                    worker.kill()
+                    killed.append(k)
+                    worker = new_worker()
 
-                kill_task = asyncio.create_task(killer())
-                await paced(rate, commands, None, post)
-                killed = await kill_task
+                # The stream in kills + 1 stretches; each kill happens while the next one streams,
+                # so every kill falls inside the stream however long a worker takes to start.
+                bounds = [commands * k // (kills + 1) for k in range(kills + 2)]
+                previous: asyncio.Task[None] | None = None
+                for k in range(kills + 1):
+                    first, last = bounds[k], bounds[k + 1]
+                    await paced(rate, last - first, None, lambda i, first=first: post(first + i))
+                    if k < kills:
+                        if previous is not None:
+                            await previous
+                        previous = asyncio.create_task(kill(k))
+                if previous is not None:
+                    await previous
 
             expected = {f"k-{i}" for i in range(commands)}
             await eventually(
@@ -159,7 +162,7 @@ async def worker_kills(
             await connection.close()
     return KillReport(
         commands=commands,
-        kills=killed,
+        kills=len(killed),
         kills_mid_batch=len(mid_batch),
         completed=sum(1 for c in expected if events[c] >= 1),
         lost=sum(1 for c in expected if events[c] == 0),
