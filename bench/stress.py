@@ -206,9 +206,9 @@ class Bench:
         )
         add(
             "kills",
-            "Worker SIGKILLs survived",
+            "Worker SIGKILLs survived (of them mid-batch)",
             "all",
-            lambda k: f"{k['kills']} during {k['commands']:,} commands",
+            lambda k: f"{k['kills']} ({k.get('kills_mid_batch', '?')}) during {k['commands']:,} commands",
         )
         add(
             "kills",
