@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from advanced_alchemy import exceptions as aa_exc
+from asyncpg.exceptions import _base as asyncpg_exc
 from litestar import MediaType, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy import exc as sa_exc
 
@@ -30,6 +31,7 @@ __all__ = [
     "Conflict",
     "ErrorBody",
     "Forbidden",
+    "HeadersTooLarge",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -122,6 +124,11 @@ class PayloadTooLarge(ApiError):
     default_code = "PAYLOAD_TOO_LARGE"
 
 
+class HeadersTooLarge(ApiError):
+    status_code = 431
+    default_code = "HEADERS_TOO_LARGE"
+
+
 class Unprocessable(ApiError):
     status_code = 422
     default_code = "UNPROCESSABLE"
@@ -203,7 +210,37 @@ def _validation_details(extra: Any, cause: BaseException | None = None) -> list[
     return details or None
 
 
+def _misfiled_body_error(exc: HTTPException) -> list[dict[str, Any]] | None:
+    """The details of a body error that Litestar reported as a server error.
+
+    Litestar decides whether a failed parse is the client's fault by the failing key's name, and
+    takes a key that is also a dependency's name (``actor`` in ``POST /commands``) for a broken
+    dependency: a 500 with no details. The msgspec error it chains says where in the body the
+    problem is; only that case (a location inside ``$.data``, the body) is recovered here.
+    """
+    cause = exc.__cause__
+    if not isinstance(exc, InternalServerException) or not isinstance(cause, msgspec.ValidationError):
+        return None
+    message, found, location = str(cause).partition(" - at `$.data")
+    if not found:
+        return None
+    where = location.removesuffix("`").removeprefix(".")
+    missing = _MISSING_FIELD.match(str(cause))
+    if missing:
+        name = missing.group("name")
+        return [
+            {
+                "field": f"{where}.{name}" if where else name,
+                "message": "required field is missing",
+                "source": "body",
+            }
+        ]
+    return [{"field": where or "body", "message": message, "source": "body"}]
+
+
 def _from_http_exception(exc: HTTPException) -> tuple[int, str, str, Any, dict[str, str] | None]:
+    if (misfiled := _misfiled_body_error(exc)) is not None:
+        return 400, "VALIDATION_ERROR", _validation_message(misfiled) or "Invalid body.", misfiled, None
     status = exc.status_code
     code, default_message = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request failed."))
     if status >= 500:
@@ -228,32 +265,69 @@ def _validation_message(details: list[dict[str, Any]] | None) -> str | None:
     return f"Invalid {where}: {first.get('message')}"
 
 
+_CONNECTION_ERRORS = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "InterfaceError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted."""
-    if isinstance(exc, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
-        return True
-    if isinstance(exc, OSError):
-        return True
-    orig = getattr(exc, "orig", None) or exc.__cause__
-    if orig is not None and orig is not exc:
-        name = type(orig).__name__
-        if name in {
-            "CannotConnectNowError",
-            "ConnectionDoesNotExistError",
-            "ConnectionFailureError",
-            "InterfaceError",
-            "AdminShutdownError",
-            "CrashShutdownError",
-            "TooManyConnectionsError",
-        }:
+    """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted.
+
+    Looked for along the whole chain: advanced-alchemy wraps SQLAlchemy's pool timeout in its
+    RepositoryError, which says nothing itself.
+    """
+    for error in _chain(exc):
+        if isinstance(error, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
             return True
-        if isinstance(orig, OSError | ConnectionError):
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError | OSError):
+            return True
+        if error is not exc and type(error).__name__ in _CONNECTION_ERRORS:
             return True
     return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's ``orig``, ``__cause__``), outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in found):
+        found.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return found
+
+
+# What PostgreSQL (SQLSTATE class 22, "data exception") or the driver refused in a value the
+# client sent: said without echoing the value or the SQL.
+_DATA_EXCEPTIONS = {
+    "22021": "text must not contain NUL characters (\\u0000)",
+    "22P05": "JSON strings must not contain NUL characters (\\u0000)",
+    "22003": "a number is out of range",
+    "22008": "a date-time is out of range",
+}
+
+
+def _bad_value(exc: BaseException) -> str | None:
+    """Why the database could not take a value of the request, or None if that is not the failure.
+
+    advanced-alchemy reports every failed statement as its IntegrityError, and the driver raises
+    on values it cannot encode (a date-time beyond year 9999 in UTC, an integer beyond the
+    column's range): the cause decides, so these are a 400 rather than a 409 or a 500.
+    """
+    for error in _chain(exc):
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return _DATA_EXCEPTIONS.get(sqlstate, "a value is out of range or otherwise not acceptable")
+        if isinstance(error, asyncpg_exc.DataError):
+            return "a value is out of range"
+    return None
 
 
 def describe(exc: BaseException) -> tuple[int, str, str, Any, dict[str, str] | None]:
@@ -262,12 +336,22 @@ def describe(exc: BaseException) -> tuple[int, str, str, Any, dict[str, str] | N
         return exc.status_code, exc.code, exc.message, exc.details, exc.headers
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        # msgspec decodes JSON strings as UTF-8 and lets this through; only client input is decoded.
+        details = [{"field": "body", "message": "not valid UTF-8", "source": "body"}]
+        return 400, "VALIDATION_ERROR", "The request body is not valid UTF-8.", details, None
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec stops at Python's recursion limit while decoding a deeply nested body.
+        details = [{"field": "body", "message": "nested too deeply", "source": "body"}]
+        return 400, "VALIDATION_ERROR", "The request body is nested too deeply.", details, None
     if isinstance(exc, aa_exc.NotFoundError):
         return 404, "NOT_FOUND", "No such resource.", None, None
-    if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):
-        return 409, "CONFLICT", "The change conflicts with the current state.", None, None
+    if (reason := _bad_value(exc)) is not None:
+        return 400, "VALIDATION_ERROR", f"Invalid request: {reason}.", [{"message": reason}], None
     if _is_unavailable(exc):
         return 503, "UNAVAILABLE", "The database is unavailable; retry shortly.", None, {"Retry-After": "1"}
+    if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):
+        return 409, "CONFLICT", "The change conflicts with the current state.", None, None
     return HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred.", None, None
 
 
@@ -293,7 +377,10 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
     if status >= 500 and code == "INTERNAL_ERROR":
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     elif status >= 500:
-        logger.warning("%s on %s %s: %s", code, request.method, request.url.path, type(exc).__name__)
+        reason = getattr(exc, "detail", "") or ""
+        logger.warning(
+            "%s on %s %s: %s %s", code, request.method, request.url.path, type(exc).__name__, reason
+        )
     return error_response(
         status, code, message, details, correlation_id=correlation_id_of(request.scope), headers=headers
     )

@@ -7,10 +7,12 @@ import re
 
 from app.lib.errors import ValidationFailed
 
-__all__ = ["ANY", "make_etag", "matches", "parse_if_match"]
+__all__ = ["ANY", "IF_MATCH_PATTERN", "make_etag", "matches", "parse_if_match"]
 
 ANY = "*"
 _STRONG = re.compile(r'^"[\x21\x23-\x7e]*"$')
+# What parse_if_match accepts, for the OpenAPI document.
+IF_MATCH_PATTERN = r'^[ \t]*(\*|"[\x21\x23-\x7e]*"([ \t]*,[ \t]*"[\x21\x23-\x7e]*")*)[ \t]*$'
 
 
 def make_etag(*parts: object) -> str:
@@ -21,10 +23,10 @@ def make_etag(*parts: object) -> str:
 
 def parse_if_match(header: str) -> list[str]:
     """``*`` or a list of strong tags; weak or malformed values are a 400."""
-    value = header.strip()
+    value = header.strip(" \t")  # optional whitespace in HTTP is spaces and tabs only
     if value == ANY:
         return [ANY]
-    tags = [t.strip() for t in value.split(",")]
+    tags = [t.strip(" \t") for t in value.split(",")]
     for tag in tags:
         if tag.startswith("W/"):
             raise _bad("If-Match takes strong entity tags only (no W/ prefix).")

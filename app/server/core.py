@@ -37,7 +37,10 @@ from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
+from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
+from app.lib.openapi import document_idempotency
+from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import rate_limit_config
 from app.lib.tenancy import provide_tenant_id
@@ -117,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     database = alchemy_config(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             MetricsController,
@@ -144,13 +147,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 dependencies={"tenant_id": Provide(provide_tenant_id)},
             ),
         ],
-        plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin()],
+        plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin(), PreciseStructSchemaPlugin()],
         dependencies={
             "actor": Provide(provide_actor),
             "page": Provide(provide_page_params),
         },
         middleware=[
             CorrelationIdMiddleware(),
+            HeaderLimitMiddleware(),
             prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
             rate_limit_config(settings.rate_limit_per_minute).middleware,
@@ -204,3 +208,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    document_idempotency(app)
+    return app

@@ -68,7 +68,7 @@ class HealthController(Controller):
     tags = ["Operations"]
     opt = {PUBLIC_OPT: True}
 
-    @get("/", summary="Liveness", security=[{}])
+    @get("/", summary="Liveness", security=[{}], responses=errors(database=False))
     async def health(self) -> Health:
         return Health(status="ok")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -85,17 +86,23 @@ class ServerProcess:
         assert self.process is not None
         self.process.send_signal(signum)
 
+    def _signal_group(self, signum: int) -> None:
+        # `run --wc N` starts uvicorn as a child process: signal the whole session.
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             return self.process.wait(timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait(10)

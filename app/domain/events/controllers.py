@@ -10,13 +10,15 @@ hub's own small pool, a page at a time.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
@@ -31,6 +33,8 @@ from app.lib.tenancy import ensure_same_tenant, validate_tenant_id
 __all__ = ["EventStreamController"]
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+MAX_EVENT_ID = 2**63 - 1  # event ids are bigints
 
 
 async def provide_stream_tenant(
@@ -57,16 +61,15 @@ async def provide_stream_tenant(
 
 
 def _event_id(value: str | None, field: str) -> int | None:
-    if value is None or value.strip() == "":
+    if value is None or value.strip(" \t") == "":
         return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if number < 0:
+    text = value.strip(" \t")
+    # Plain ASCII digits only: int() would also take "+5", "1_000" and other scripts' digits.
+    number = int(text) if _EVENT_ID.fullmatch(text) else -1
+    if not 0 <= number <= MAX_EVENT_ID:
         raise ValidationFailed(
-            f"{field} must be an event id (a non-negative integer).",
-            details=[{"field": field, "message": "must be a non-negative integer"}],
+            f"{field} must be an event id (an integer from 0 to {MAX_EVENT_ID}).",
+            details=[{"field": field, "message": f"must be an integer from 0 to {MAX_EVENT_ID}"}],
         )
     return number
 
@@ -81,9 +84,11 @@ async def _stream(
     cursor: int | None,
     correlation_id: str | None,
     events: frozenset[str] | None,
+    cut_off: anyio.CancelScope,
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     # Subscribe before replaying: whatever commits meanwhile is queued, and deduplicated below.
     subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
+    subscription.cut_off = cut_off
     try:
         await hub.ensure_tailing()
         last: Position | None = None
@@ -182,8 +187,9 @@ class EventStreamController(Controller):
         if cursor is None:
             cursor = _event_id(since, "since")
         names = frozenset(n.strip() for n in event.split(",") if n.strip()) if event else None
-        return EventSourceResponse(
-            _stream(hub, tenant_id, cursor, correlation_id, names or None),
+        cut_off = anyio.CancelScope()
+        response = EventSourceResponse(
+            _stream(hub, tenant_id, cursor, correlation_id, names or None, cut_off),
             headers=STREAM_HEADERS,
             ping=settings.sse_ping_seconds,
             ping_message_factory=_ping,
@@ -191,3 +197,15 @@ class EventStreamController(Controller):
             shutdown_grace_period=1.0,
             send_timeout=30,
         )
+        return _cancellable(response, cut_off)
+
+
+def _cancellable(response: ASGIApp, cut_off: anyio.CancelScope) -> ASGIApp:
+    """The stream inside a cancel scope the hub can trigger (see ``Subscription.close``): one
+    scope object per stream, no extra task."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        with cut_off:
+            await response(scope, receive, send)
+
+    return app

@@ -29,6 +29,7 @@ __all__ = ["CHANNEL", "EventHub", "Subscription"]
 
 CHANNEL = "scriptworks_events"
 TAIL_PAGE = 1000
+OVERFLOW_GRACE_SECONDS = 1.0
 logger = logging.getLogger(__name__)
 
 
@@ -39,7 +40,16 @@ class Subscription:
     once, and each stream only ever has one reader.
     """
 
-    __slots__ = ("_buffer", "_limit", "_waiter", "closed_reason", "correlation_id", "events", "tenant_id")
+    __slots__ = (
+        "_buffer",
+        "_limit",
+        "_waiter",
+        "closed_reason",
+        "correlation_id",
+        "cut_off",
+        "events",
+        "tenant_id",
+    )
 
     def __init__(
         self, tenant_id: str, correlation_id: str | None, events: frozenset[str] | None, max_queue: int
@@ -51,6 +61,8 @@ class Subscription:
         self._buffer: deque[LiveEvent | None] = deque()
         self._limit = max_queue
         self._waiter: asyncio.Future[None] | None = None
+        # Cancels the stream's response: set by the stream, used when the reader stops reading.
+        self.cut_off: anyio.CancelScope | None = None
 
     def matches(self, event: LiveEvent) -> bool:
         return (self.correlation_id is None or event.correlation_id == self.correlation_id) and (
@@ -74,6 +86,12 @@ class Subscription:
         self._buffer.clear()
         self._buffer.append(None)
         self._wake()
+        if reason == "overflow" and self.cut_off is not None:
+            # A reader that stopped reading leaves its stream blocked in a send (TCP buffers
+            # full), where it cannot see this close. After a short grace (a merely slow reader
+            # ends normally and reconnects with Last-Event-ID) the response is cancelled and the
+            # connection closed.
+            asyncio.get_running_loop().call_later(OVERFLOW_GRACE_SECONDS, self.cut_off.cancel)
 
     @property
     def pending(self) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from app.config import Actor
 from app.domain.runs.reports import ExecutionReportService
 from app.domain.runs.schemas import (
+    MAX_BATCH,
     ExecutionReport,
     RunCreate,
     RunDetail,
@@ -30,15 +30,19 @@ from app.domain.runs.schemas import (
     VariableOut,
 )
 from app.domain.runs.services import RunService
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import errors, json_batch, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
+from app.lib.timerange import TimeWindow, provide_time_window
 
 __all__ = ["ExecutionReportController", "RunController"]
 
 Runs = NamedDependency[RunService]
 Tenant = NamedDependency[str]
 Paging = NamedDependency[PageParams]
+Window = NamedDependency[TimeWindow]
+VariablesBody = Annotated[list[VariableIn], json_batch(1, MAX_BATCH)]
+StepsBody = Annotated[list[StepIn], json_batch(1, MAX_BATCH)]
 
 
 async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant) -> RunService:
@@ -165,7 +169,7 @@ class ExecutionReportController(Controller):
 class RunController(Controller):
     path = "/runs"
     tags = ["Runs"]
-    dependencies = {"runs": Provide(provide_run_service)}
+    dependencies = {"runs": Provide(provide_run_service), "window": Provide(provide_time_window)}
 
     @post(
         "/",
@@ -186,7 +190,7 @@ class RunController(Controller):
         "/",
         summary="List runs",
         description="Newest first (by startedAt, then id). `from` is inclusive and `to` exclusive, both on "
-        "startedAt.",
+        "startedAt, both RFC 3339 with a UTC offset.",
         responses=errors(400, 401, 403),
     )
     async def list_runs(
@@ -194,6 +198,7 @@ class RunController(Controller):
         runs: Runs,
         tenant_id: Tenant,
         page: Paging,
+        window: Window,
         script_id: Annotated[
             UUID | None, QueryParameter(name="scriptId", description="Only runs of this script.")
         ] = None,
@@ -205,14 +210,6 @@ class RunController(Controller):
             UUID | None,
             QueryParameter(name="triggeringEventId", description="Only runs started by this incoming event."),
         ] = None,
-        started_from: Annotated[
-            datetime.datetime | None,
-            QueryParameter(name="from", description="Only runs started at or after this time (RFC 3339)."),
-        ] = None,
-        started_before: Annotated[
-            datetime.datetime | None,
-            QueryParameter(name="to", description="Only runs started before this time (RFC 3339)."),
-        ] = None,
     ) -> Page[RunOut]:
         rows = await runs.list_runs(
             tenant_id,
@@ -221,8 +218,8 @@ class RunController(Controller):
             status=status,
             trigger_type=trigger_type,
             triggering_event_id=triggering_event_id,
-            started_from=started_from,
-            started_before=started_before,
+            started_from=window.since,
+            started_before=window.until,
         )
         return build_page(rows, page, lambda r: (r["started_at"], r["id"]), RunOut.of)
 
@@ -246,7 +243,7 @@ class RunController(Controller):
         responses=errors(400, 401, 403, 404, 409, 413),
     )
     async def upsert_variables(
-        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[list[VariableIn]]
+        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: VariablesBody
     ) -> list[VariableOut]:
         return [VariableOut.of(v) for v in await runs.upsert_variables(tenant_id, run_id, data)]
 
@@ -263,7 +260,7 @@ class RunController(Controller):
         responses=errors(400, 401, 403, 404, 409, 413, 422),
     )
     async def record_steps(
-        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[list[StepIn]]
+        self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: StepsBody
     ) -> list[StepOut]:
         return [StepOut.of(s) for s in await runs.record_steps(tenant_id, run_id, data)]
 

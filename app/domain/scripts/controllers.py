@@ -28,7 +28,7 @@ from app.domain.scripts.schemas import (
     VersionSummary,
 )
 from app.domain.scripts.services import ScriptService, script_etag
-from app.lib.etag import parse_if_match
+from app.lib.etag import IF_MATCH_PATTERN, parse_if_match
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.tenancy import ensure_same_tenant
@@ -49,6 +49,8 @@ IfMatch = Annotated[
         required=False,
         description='The ETag you read, quoted; on mismatch 412 PRECONDITION_FAILED; "*" matches any.',
         max_length=1024,
+        # Documented only: the service checks it and explains what is wrong (weak tags, quoting).
+        schema_extra={"pattern": IF_MATCH_PATTERN},
     ),
 ]
 ETAG_HEADER = [
