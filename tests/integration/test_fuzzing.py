@@ -12,7 +12,6 @@ from tests.conftest import new_tenant
 from tests.support.fuzzing import FuzzResult, run_schemathesis, seed
 from tests.support.server import ServerProcess
 
-
 # A fixed seed keeps the short run reproducible; bench/stress.py draws a new one every time.
 SEED = 20261122
 
