@@ -159,6 +159,7 @@ _HTTP_CODES = {
     413: ("PAYLOAD_TOO_LARGE", "The request body is too large."),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type."),
     429: ("RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    500: ("INTERNAL_ERROR", "An unexpected error occurred."),
     503: ("UNAVAILABLE", "The service is temporarily unavailable."),
 }
 
