@@ -73,5 +73,13 @@ def require_admin(actor: Actor) -> None:
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Route guard: only callers with the admin role (403 FORBIDDEN otherwise)."""
-    require_admin(connection.user)
+    """Route guard: only callers with the admin role (403 FORBIDDEN otherwise).
+
+    OPTIONS (CORS preflight) carries no credentials and is answered by Litestar itself.
+    """
+    if connection.scope.get("method") == "OPTIONS":
+        return
+    actor = connection.scope.get("user")
+    if actor is None:
+        raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token>'.")
+    require_admin(actor)

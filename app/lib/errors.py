@@ -290,7 +290,7 @@ def _is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError | OSError):
             return True
-        if error is not exc and type(error).__name__ in _CONNECTION_ERRORS:
+        if type(error).__name__ in _CONNECTION_ERRORS:
             return True
     return False
 

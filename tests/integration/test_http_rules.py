@@ -256,3 +256,12 @@ async def test_cors_ignores_other_origins(api: Api) -> None:
     response = await api.get("/scripts", headers={"Origin": "http://evil.example"})
 
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_preflight_on_an_admin_route_is_answered_not_refused(http: httpx.AsyncClient) -> None:
+    response = await http.options(
+        "/subjects/anything/subscriptions/triggers",
+        headers={"Origin": "http://editor.example", "Access-Control-Request-Method": "POST"},
+    )
+
+    assert response.status_code in (200, 204)
