@@ -33,6 +33,7 @@ class Row:
     body: Any = None
     params: dict[str, str] = field(default_factory=dict)
     status: int = 404
+    empty: bool = True  # a 200 list of B's must be empty (built-in event types are not)
 
     def url(self, ids: dict[str, Any]) -> str:
         return self.route.format(**ids)
@@ -81,6 +82,52 @@ ROWS: list[Row] = [
     Row("GET", "/runs", params={"cursor": "{runs_cursor}"}, status=200),
     Row("GET", "/audit", params={"actorId": "alice"}, status=200),
     Row("GET", "/audit", params={"cursor": "{audit_cursor}"}, status=200),
+    # triggers: event types, subscriptions (external and internal), incoming events
+    Row("POST", "/event-types", {"name": "{event_name}"}, status=201),  # A's name is free in B
+    Row("GET", "/event-types", status=200, empty=False),
+    Row("GET", "/subjects/{subject}/subscriptions/triggers", status=200),
+    Row(
+        "POST",
+        "/subjects/{subject}/subscriptions/triggers",
+        {"eventName": "{event_name}", "scriptId": "{script_id}"},
+    ),
+    Row("DELETE", "/subjects/{subject}/subscriptions/triggers/{subscription_id}"),
+    Row("GET", "/internal/subjects/{subject}/subscriptions/triggers", status=200),
+    Row(
+        "POST",
+        "/internal/subjects/{subject}/subscriptions/triggers",
+        {"eventName": "{event_name}", "scriptId": "{script_id}"},
+    ),
+    Row("DELETE", "/internal/subjects/{subject}/subscriptions/triggers/{subscription_id}"),
+    Row(
+        "POST",
+        "/events",
+        {"eventName": "{event_name}", "subject": "{subject}", "sourceEventId": "{source_id}"},
+    ),
+    Row("GET", "/events/{event_id}"),
+    # execution reports
+    Row("PUT", "/scripts/{script_id}/runs/triggered/{event_id}", {"version": 1, "steps": [STEP]}),
+    Row(
+        "PUT",
+        "/scripts/{script_id}/runs/scheduled/{schedule_id}",
+        {"version": 1, "plannedAt": "2026-01-01T00:00:00.000Z", "steps": [STEP]},
+    ),
+    # schedules
+    Row("POST", "/scripts/{script_id}/schedules", {"cron": "0 * * * *", "timezone": "UTC", "active": False}),
+    Row("GET", "/scripts/{script_id}/schedules"),
+    Row("GET", "/schedules/{schedule_id}"),
+    Row("PATCH", "/schedules/{schedule_id}", {"active": False}),
+    Row("DELETE", "/schedules/{schedule_id}"),
+    # custom endpoints, and /hooks addressed in the caller's own tenant with A's route
+    Row(
+        "POST", "/scripts/{script_id}/endpoints", {"method": "POST", "route": "stolen", "authRequired": False}
+    ),
+    Row("GET", "/scripts/{script_id}/endpoints"),
+    Row("DELETE", "/scripts/{script_id}/endpoints/{endpoint_id}"),
+    *(
+        Row(method, "/hooks/{tenant_id}/{route}", {"x": 1})
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ),
 ]
 # Operations without a tenant-owned id in their path: probes, metrics, and B's own lists (whose
 # filters by A's ids are rows above). The event stream has its own tests below.
@@ -136,7 +183,45 @@ async def tenant_a(http: httpx.AsyncClient) -> tuple[Api, dict[str, Any]]:
         assert page["nextCursor"], page
         return page["nextCursor"]
 
+    event_name = "A_SECRET_EVENT"
+    assert (
+        await api.post("/event-types", json={"name": event_name, "description": SECRET})
+    ).status_code == 201
+    subject = "device-a-1"
+    subscription = await api.post(
+        f"/subjects/{subject}/subscriptions/triggers",
+        json={"eventName": event_name, "scriptId": script["id"]},
+    )
+    assert subscription.status_code == 201, subscription.text
+    incoming = await api.post(
+        "/events",
+        json={
+            "eventName": event_name,
+            "subject": subject,
+            "payload": {"s": SECRET},
+            "sourceEventId": "src-a-1",
+        },
+    )
+    assert incoming.status_code == 202, incoming.text
+    schedule = await api.post(
+        f"/scripts/{script['id']}/schedules", json={"cron": "0 3 * * *", "timezone": "UTC", "active": False}
+    )
+    assert schedule.status_code == 201, schedule.text
+    endpoint = await api.post(
+        f"/scripts/{script['id']}/endpoints",
+        json={"method": "POST", "route": "a/secret-route", "authRequired": False},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+
     ids = {
+        "event_name": event_name,
+        "subject": subject,
+        "subscription_id": subscription.json()["id"],
+        "event_id": incoming.json()["eventId"],
+        "source_id": "src-a-1",
+        "schedule_id": schedule.json()["id"],
+        "endpoint_id": endpoint.json()["id"],
+        "endpoint_route": "a/secret-route",
         "script_id": script["id"],
         "version": 1,
         "from_version": 1,
@@ -153,6 +238,11 @@ async def tenant_a(http: httpx.AsyncClient) -> tuple[Api, dict[str, Any]]:
 async def snapshot(api: Api, ids: dict[str, Any]) -> list[Any]:
     """Everything of A's that a foreign call could have changed."""
     paths = [
+        f"/scripts/{ids['script_id']}/schedules",
+        f"/scripts/{ids['script_id']}/endpoints",
+        f"/subjects/{ids['subject']}/subscriptions/triggers",
+        f"/events/{ids['event_id']}",
+        f"/schedules/{ids['schedule_id']}",
         f"/scripts/{ids['script_id']}",
         f"/scripts/{ids['script_id']}/versions",
         f"/scripts/{ids['script_id']}/audit",
@@ -180,9 +270,14 @@ def a_values(before: list[Any]) -> set[str]:
     def walk(value: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                if key in ("id", "scriptId", "runId", "activeVersionId", "correlationId") and isinstance(
-                    item, str
-                ):
+                if key in (
+                    "id",
+                    "scriptId",
+                    "runId",
+                    "activeVersionId",
+                    "correlationId",
+                    "eventId",
+                ) and isinstance(item, str):
                     found.add(item)
                 walk(item)
         elif isinstance(value, list):
@@ -204,6 +299,9 @@ async def test_foreign_ids_are_not_found_and_change_nothing(
     secrets = a_values(before)
     assert len(secrets) > 10
 
+    # /hooks names its tenant in the path: B calls its own namespace with A's route.
+    ids = {**ids, "tenant_id": other_api.tenant, "route": ids["endpoint_route"]}
+
     response = await other_api.request(
         row.method, row.url(ids), json=fill(row.body, ids), params=fill(row.params, ids)
     )
@@ -211,7 +309,7 @@ async def test_foreign_ids_are_not_found_and_change_nothing(
     assert response.status_code == row.status, response.text
     if row.status == 404:
         assert_error(response, 404, "NOT_FOUND")
-    if row.status == 200:
+    if row.status == 200 and row.empty:
         assert response.json()["items"] == []
     # A 202 for a command names its correlation id, which B chose: B's own command, not A's.
     assert not leaked(response.text, secrets - {ids["correlation_id"]} if row.status == 202 else secrets)
