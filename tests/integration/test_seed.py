@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import Api, new_tenant
+from tests.conftest import Api
 from tests.support.runs import script_with_version
 from tests.support.server import ROOT
 
@@ -68,24 +68,3 @@ async def test_seed_loads_valid_runs_and_clean_removes_exactly_them(api: Api, da
     remaining = (await api.get("/runs", params={"limit": 200})).json()["items"]
     assert [r["id"] for r in remaining] == [own_run["runId"]]
     assert [s["id"] for s in (await api.get("/scripts")).json()["items"]] == [own_script]
-
-
-async def test_seed_respects_the_scheduled_ratio(api: Api, database_url: str) -> None:
-    tenant = new_tenant()
-    output = scriptworks(
-        database_url,
-        "seed",
-        "runs",
-        "--count",
-        "1000",
-        "--scheduled-ratio",
-        "0.2",
-        "--tenant",
-        tenant,
-        "--scripts",
-        "3",
-    )
-    scriptworks(database_url, "seed", "clean", "--tenant", tenant)
-
-    assert "SCHEDULED_TASK: 200" in output
-    assert "EVENT_TRIGGER: 800" in output
