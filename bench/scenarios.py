@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from bench.loadgen import LoadResult, encode_request, run_load
 from tests.support.server import ServerProcess, free_port
 
 __all__ = ["ALL", "Context"]
+
+_UNIQUE = itertools.count()
 
 
 @dataclass
@@ -186,7 +189,8 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
         )
 
         def script_request(prefix: str) -> Callable[[int], bytes]:
-            def make(n: int) -> bytes:
+            def make(_n: int) -> bytes:
+                n = next(_UNIQUE)  # unique across repeats: a slug is taken once per tenant
                 body = _json({"name": f"Script {n}", "slug": f"{prefix}-{n}"})
                 return encode_request("POST", "/scripts", headers=auth, body=body)
 
