@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -82,6 +83,11 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
             worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
             await worker.start()
         app.state.worker = worker
+        # Everything built so far (the app, its routes and models, the libraries) lives as long
+        # as the process: move it out of the collector's reach. Full collections then walk only
+        # what requests allocate; before, each one paused the event loop for ~100 ms.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.lib.db import asyncpg_connect_kwargs
+from app.lib.db import asyncpg_connect_kwargs, reset_if_in_transaction
 from app.server.embedded import EmbeddedPostgres
 
 __all__ = [
@@ -128,5 +128,9 @@ async def create_statement_pool(url: str, settings: Settings) -> asyncpg.Pool:
     runs once outside any transaction (it commits on its own) and gives it back.
     """
     return await asyncpg.create_pool(
-        min_size=0, max_size=settings.db_pool_size, init=_json_codecs, **asyncpg_connect_kwargs(url)
+        min_size=0,
+        max_size=settings.db_pool_size,
+        init=_json_codecs,
+        reset=reset_if_in_transaction,
+        **asyncpg_connect_kwargs(url),
     )

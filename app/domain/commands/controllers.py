@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -34,10 +33,24 @@ CommandBody = Annotated[
 ]
 
 
+async def provide_command_service(
+    request: Request[Any, Any, Any], tenant_id: NamedDependency[str]
+) -> CommandService:
+    """The command service on the request's session and the statement pool.
+
+    Chained after ``tenant_id`` for the reason given at ``provide_script_service``: independent
+    dependencies resolve in a task group, a sizeable share of a short request's CPU time.
+    """
+    state = request.app.state
+    return CommandService(
+        session=state.database.provide_session(state, request.scope), statement_pool=state.statement_pool
+    )
+
+
 class CommandController(Controller):
     path = "/commands"
     tags = ["Commands"]
-    dependencies = {"commands": Provide(create_service_provider(CommandService))}
+    dependencies = {"commands": Provide(provide_command_service)}
 
     @post(
         "/",
@@ -58,8 +71,8 @@ class CommandController(Controller):
         data: CommandBody,
     ) -> CommandAccepted:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        row = await commands.submit(tenant_id, data, correlation_id_of(request.scope))
-        return CommandAccepted(correlation_id=row.correlation_id, status="PENDING")
+        correlation_id = await commands.submit(tenant_id, data, correlation_id_of(request.scope))
+        return CommandAccepted(correlation_id=correlation_id, status="PENDING")
 
     @get(
         "/{correlation_id:str}",

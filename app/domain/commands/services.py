@@ -6,15 +6,15 @@ import datetime
 import uuid
 from typing import Any
 
+import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
 from app.db.commands import Command
 from app.domain.commands.schemas import CommandIn
+from app.lib.db import statements
 from app.lib.errors import Conflict, NotFound
-from app.lib.uow import commit
 
 __all__ = ["CommandService", "default_correlation_id"]
 
@@ -29,6 +29,20 @@ def default_correlation_id(request_correlation_id: str | None) -> str:
     return str(uuid7())
 
 
+_encode = msgspec.json.encode
+
+# Also spelled by the ORM model (``app.db.commands``); this is the hot path's single statement.
+_SUBMIT = """
+INSERT INTO commands (
+    id, tenant_id, correlation_id, command, actor, context, payload, status, attempts,
+    available_at, request_correlation_id, created_at, updated_at
+)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, 'PENDING', 0, $9, $8, $9, $9)
+ON CONFLICT ON CONSTRAINT uq_commands_tenant_correlation DO NOTHING
+RETURNING true
+"""
+
+
 class CommandRepository(SQLAlchemyAsyncRepository[Command]):
     model_type = Command
 
@@ -36,44 +50,38 @@ class CommandRepository(SQLAlchemyAsyncRepository[Command]):
 class CommandService(SQLAlchemyAsyncRepositoryService[Command, CommandRepository]):
     repository_type = CommandRepository
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, statement_pool: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.session = self.repository.session
+        self.statement_pool = statement_pool
 
-    async def submit(self, tenant_id: str, data: CommandIn, request_correlation_id: str | None) -> Command:
-        """Write the command to the outbox (PENDING); a trigger wakes the workers at commit."""
+    async def submit(self, tenant_id: str, data: CommandIn, request_correlation_id: str | None) -> str:
+        """Write the command to the outbox (PENDING) in one statement; returns its correlationId.
+
+        A trigger wakes the workers at commit. Outside an Idempotency-Key request the statement
+        commits on its own (no BEGIN/COMMIT round trips, and no transaction held open while the
+        response is built: the event store's readers wait for every open transaction).
+        """
         correlation_id = data.correlation_id or default_correlation_id(request_correlation_id)
-        now = datetime.datetime.now(datetime.UTC)
-        row = (
-            await self.session.scalars(
-                pg_insert(Command)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    correlation_id=correlation_id,
-                    command=data.command,
-                    actor={"userId": data.actor.user_id},
-                    context=data.context,
-                    payload=data.payload,
-                    status="PENDING",
-                    attempts=0,
-                    available_at=now,
-                    request_correlation_id=request_correlation_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_commands_tenant_correlation")
-                .returning(Command)
+        async with statements(self.session, self.statement_pool) as connection:
+            inserted = await connection.fetchval(
+                _SUBMIT,
+                uuid7(),
+                tenant_id,
+                correlation_id,
+                data.command,
+                _encode({"userId": data.actor.user_id}).decode(),
+                _encode(data.context).decode(),
+                _encode(data.payload).decode(),
+                request_correlation_id,
+                datetime.datetime.now(datetime.UTC),
             )
-        ).one_or_none()
-        if row is None:
-            await self.session.rollback()
+        if inserted is None:
             raise Conflict(
                 f"A command with correlationId {correlation_id!r} already exists in this tenant.",
                 code="DUPLICATE_CORRELATION_ID",
             )
-        await commit(self.session)
-        return row
+        return correlation_id
 
     async def get(self, tenant_id: str, correlation_id: str) -> Command:
         row = await self.repository.get_one_or_none(
