@@ -11,14 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.uow import DEFER_COMMIT
 
-__all__ = [
-    "Row",
-    "asyncpg_connect_kwargs",
-    "constraint_name",
-    "driver_connection",
-    "reset_if_in_transaction",
-    "statements",
-]
+__all__ = ["Row", "asyncpg_connect_kwargs", "constraint_name", "driver_connection", "statements"]
 
 
 def constraint_name(error: BaseException) -> str | None:
@@ -56,20 +49,6 @@ def asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
     if port:
         params["port"] = int(port)
     return params
-
-
-async def reset_if_in_transaction(connection: Any) -> None:
-    """The ``reset=`` of this project's asyncpg pools: roll back only what a cancelled caller left.
-
-    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL`` on every release, one more round trip per statement on the hot paths (a tenth of
-    ``POST /commands``' CPU time under load). Connections of these pools only ever run plain
-    statements and managed transactions: no session settings, session advisory locks, cursors
-    or LISTEN (listeners use connections of their own). What can be left behind is an open
-    transaction from a caller cancelled mid-way, and then the full reset runs.
-    """
-    if connection.is_in_transaction():
-        await connection.reset()
 
 
 async def driver_connection(session: AsyncSession) -> Any:

@@ -271,6 +271,9 @@ _CONNECTION_ERRORS = {
     "ConnectionDoesNotExistError",
     "ConnectionFailureError",
     "InterfaceError",
+    # A pooled connection whose last statement was cut off by a restarting server ("another
+    # operation is in progress"): the pool drops it on release, the retry gets a fresh one.
+    "InternalClientError",
     "AdminShutdownError",
     "CrashShutdownError",
     "TooManyConnectionsError",

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.lib.db import asyncpg_connect_kwargs, reset_if_in_transaction
+from app.lib.db import asyncpg_connect_kwargs
 from app.server.embedded import EmbeddedPostgres
 
 __all__ = [
@@ -131,6 +131,5 @@ async def create_statement_pool(url: str, settings: Settings) -> asyncpg.Pool:
         min_size=0,
         max_size=settings.db_pool_size,
         init=_json_codecs,
-        reset=reset_if_in_transaction,
         **asyncpg_connect_kwargs(url),
     )

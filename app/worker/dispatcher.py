@@ -26,7 +26,6 @@ from app.config import Settings
 from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
 from app.domain.commands.outbox import Failure, Outbox, Success
 from app.lib.aio import wait_for_event
-from app.lib.db import reset_if_in_transaction
 from app.worker.maintenance import Retention, beat, forget_worker, prune
 
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
@@ -66,9 +65,7 @@ class OutboxWorker:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            min_size=0, max_size=4, reset=reset_if_in_transaction, **self._connect()
-        )
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=4, **self._connect())
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),

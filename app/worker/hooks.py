@@ -37,7 +37,6 @@ from uuid_utils.compat import uuid7
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import LIFECYCLE_EVENTS
-from app.lib.db import reset_if_in_transaction
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
 
@@ -237,9 +236,7 @@ class LifecycleHookDispatcher:
 
     async def open(self) -> None:
         """Connect without starting the loop (``run_once`` then drives batches)."""
-        self._pool = await asyncpg.create_pool(
-            min_size=0, max_size=1, reset=reset_if_in_transaction, **self._connect()
-        )
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
 
     async def start(self) -> None:
         await self.open()

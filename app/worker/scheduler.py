@@ -40,7 +40,6 @@ import structlog
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
-from app.lib.db import reset_if_in_transaction
 from app.lib.schema import timestamp
 
 __all__ = ["Scheduler"]
@@ -93,9 +92,7 @@ class Scheduler:
 
     async def open(self) -> None:
         """Connect without starting the loop (``run_once`` then drives passes)."""
-        self._pool = await asyncpg.create_pool(
-            min_size=0, max_size=1, reset=reset_if_in_transaction, **self._connect()
-        )
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
 
     async def start(self) -> None:
         await self.open()

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from app.lib.errors import describe
 
 
-def test_a_refused_driver_connection_is_unavailable() -> None:
-    status, code, _message, _details, headers = describe(
-        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
-    )
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        # a pooled connection cut off mid-statement by a restarting server
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+    ],
+    ids=["refused", "cut-off"],
+)
+def test_driver_connection_trouble_is_unavailable(error: Exception) -> None:
+    status, code, _message, _details, headers = describe(error)
 
     assert (status, code) == (503, "UNAVAILABLE")
     assert headers == {"Retry-After": "1"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -145,23 +146,29 @@ class Outbox:
         retry_base_seconds: float,
         retry_max_seconds: float,
     ) -> int:
-        """Write outcomes and their events in ONE transaction; returns the events written."""
-        written = 0
-        async with self.pool.acquire() as connection, connection.transaction():
-            if successes:
-                written += len(
-                    await connection.fetch(
-                        _COMPLETE,
+        """Write outcomes and their events in ONE transaction; returns the events written.
+
+        Each kind is one statement (events inserted and rows updated by one data-modifying CTE),
+        so a batch of one kind commits on its own, without BEGIN/COMMIT round trips.
+        """
+        batches: list[tuple[str, tuple[Any, ...]]] = []
+        if successes:
+            batches.append(
+                (
+                    _COMPLETE,
+                    (
                         [s.command.id for s in successes],
                         [s.command.lease_token for s in successes],
                         [s.event for s in successes],
                         [_encode(s.payload).decode() for s in successes],
-                    )
+                    ),
                 )
-            if failures:
-                written += len(
-                    await connection.fetch(
-                        _FAIL,
+            )
+        if failures:
+            batches.append(
+                (
+                    _FAIL,
+                    (
                         [f.command.id for f in failures],
                         [f.command.lease_token for f in failures],
                         [f.event for f in failures],
@@ -169,9 +176,14 @@ class Outbox:
                         max_attempts,
                         retry_base_seconds,
                         retry_max_seconds,
-                    )
+                    ),
                 )
-        return written
+            )
+        async with self.pool.acquire() as connection:
+            if len(batches) == 1:
+                return len(await connection.fetch(batches[0][0], *batches[0][1]))
+            async with connection.transaction():
+                return sum([len(await connection.fetch(sql, *args)) for sql, args in batches])
 
     async def reclaim_expired(self, limit: int = 1000) -> int:
         status = await self.pool.execute(_RECLAIM, limit)

@@ -24,7 +24,6 @@ import asyncpg
 
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after
 from app.lib.aio import wait_for_event
-from app.lib.db import reset_if_in_transaction
 
 __all__ = ["CHANNEL", "EventHub", "Subscription"]
 
@@ -142,9 +141,7 @@ class EventHub:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.pool = await asyncpg.create_pool(
-            min_size=0, max_size=8, reset=reset_if_in_transaction, **self._connect()
-        )
+        self.pool = await asyncpg.create_pool(min_size=0, max_size=8, **self._connect())
         # One event for every stream of this process: sse-starlette sets it when the server
         # begins to shut down, and one task then ends every stream with a final frame.
         self.shutdown_event = anyio.Event()
