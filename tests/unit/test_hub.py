@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from app.domain.events.hub import EventHub
+import asyncio
+import gc
+
+from app.domain.events.hub import EventHub, collection_deferred_past_fan_out
 from app.domain.events.store import LiveEvent, Position
 
 
@@ -82,3 +85,37 @@ async def test_a_reader_waits_for_the_next_event_and_wakes_on_close() -> None:
     await asyncio.sleep(0)
     subscription.close("shutdown")
     assert await closing is None
+
+
+async def test_collection_waits_until_the_woken_streams_have_run() -> None:
+    h = hub()
+    subscription = h.subscribe("acme")
+    collecting: list[bool] = []
+
+    async def stream() -> None:
+        await subscription.get()
+        collecting.append(gc.isenabled())  # the stream's step after the wake-up
+
+    reader = asyncio.create_task(stream())
+    await asyncio.sleep(0)  # the stream waits
+    assert gc.isenabled()
+
+    with collection_deferred_past_fan_out():
+        h.publish(event(1))
+        assert not gc.isenabled()
+    await reader
+
+    assert collecting == [False]
+    assert gc.isenabled()
+
+
+async def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
+    gc.disable()
+    try:
+        with collection_deferred_past_fan_out():
+            pass
+        await asyncio.sleep(0)
+
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -195,7 +195,9 @@ class EventStreamController(Controller):
             ping_message_factory=_ping,
             shutdown_event=hub.shutdown_event,
             shutdown_grace_period=1.0,
-            send_timeout=30,
+            # No send_timeout: it arms a timer for every frame of every stream (a fan-out to
+            # thousands of streams pays for thousands). A reader that stops reading is cut off
+            # by the hub instead, once its bounded queue overflows (see ``Subscription.close``).
         )
         return _cancellable(response, cut_off)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -25,12 +26,35 @@ import asyncpg
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after
 from app.lib.aio import wait_for_event
 
-__all__ = ["CHANNEL", "EventHub", "Subscription"]
+__all__ = ["CHANNEL", "EventHub", "Subscription", "collection_deferred_past_fan_out"]
 
 CHANNEL = "scriptworks_events"
 TAIL_PAGE = 1000
 OVERFLOW_GRACE_SECONDS = 1.0
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def collection_deferred_past_fan_out() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of the burst a fan-out starts.
+
+    Offering an event wakes every matching stream; each then runs one step (encode, send, wait
+    again) in the loop's next round. Thousands of open streams are a large, long-lived heap
+    (some 250 objects each), and the allocations of such a burst are what tends to trigger a
+    full collection: measured with 5,000 streams, 0.5-0.9 s with the loop stopped, every stream
+    not yet served waiting behind it. Automatic collection is therefore paused while events are
+    offered and until the woken streams have run (a callback queued behind their wake-ups); it
+    is then due as before: the work is the same, it only no longer lands between an event and
+    its readers.
+    """
+    if not gc.isenabled():  # someone else's choice: leave it alone
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        asyncio.get_running_loop().call_soon(gc.enable)
 
 
 class Subscription:
@@ -264,9 +288,10 @@ class EventHub:
         assert self._position is not None
         while True:
             batch = await read_all_after(self.pool, self._position, TAIL_PAGE)
-            for event in batch:
-                self.publish(event)
-                self._highest_delivered = max(self._highest_delivered, event.id)
+            with collection_deferred_past_fan_out():
+                for event in batch:
+                    self.publish(event)
+                    self._highest_delivered = max(self._highest_delivered, event.id)
             self.delivered += len(batch)
             if batch:
                 self._position = batch[-1].position
