@@ -6,7 +6,8 @@ bounded in time, and prints one table: measure, goal, result, the baseline measu
 run, and the ratio. Each throughput figure is the median of ``--repeat`` runs (3).
 
 ``--quick`` shortens every measure (for trying the harness, not for figures);
-``--only name,name`` runs a subset: runs, scripts, get, drain, latency, fanout, seed, list.
+``--only name,name`` runs a subset: http (POST /runs, POST /scripts, GET /scripts/{id}), drain,
+latency, fanout, seed (the 1M-run seed and the list measure on it).
 """
 
 from __future__ import annotations

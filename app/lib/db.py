@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,7 +70,13 @@ async def statements(session: AsyncSession | None, pool: Any) -> AsyncIterator[A
         yield await driver_connection(session)
         return
     async with pool.acquire() as connection:
-        yield connection
+        try:
+            yield connection
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError):
+            # The driver, not the server, failed (e.g. a statement cut off by a restarting
+            # server): the connection may be mid-operation. Close it rather than pool it.
+            connection.terminate()
+            raise
 
 
 class Row:

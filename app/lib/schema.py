@@ -30,8 +30,9 @@ TimestampOrNone = Annotated[
 
 
 def timestamp(value: datetime.datetime) -> str:
-    utc = value.astimezone(datetime.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """RFC 3339 in UTC to the millisecond: ``2026-03-01T10:00:00.120Z``."""
+    # isoformat is several times faster than strftime; in UTC it always ends in "+00:00".
+    return value.astimezone(datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def timestamp_or_none(value: datetime.datetime | None) -> str | None:
