@@ -123,28 +123,23 @@ async def _throughput(
     connections: int = 32,
     server: ServerProcess | None = None,
 ) -> tuple[float, LoadResult, str]:
-    """Median rate of ``repeat`` runs, and where the CPU went during the last one."""
+    """The rate of one run, and where the CPU went during it."""
     import time
 
-    rates: list[float] = []
-    last = LoadResult()
-    split = ""
-    for _ in range(ctx.repeat):
-        before = _cpu_sample(ctx, server)
-        started = time.perf_counter()
-        last = await run_load(port, make, seconds=ctx.seconds, connections=connections, warmup=0.5)
-        wall = time.perf_counter() - started
-        after = _cpu_sample(ctx, server)
-        if last.errors:
-            raise RuntimeError(f"{last.errors} unexpected answers: {last.statuses}")
-        rates.append(last.rate)
-        app_cpu, pg_cpu, load_cpu = (b - a for a, b in zip(before, after, strict=True))
-        split = (
-            f"CPU of 2 cores: app {app_cpu / wall:.0%}, PostgreSQL {pg_cpu / wall:.0%}, "
-            f"load generator {load_cpu / wall:.0%}; "
-            f"app {app_cpu / max(last.requests, 1) * 1e6:.0f} us/request"
-        )
-    return statistics.median(rates), last, split
+    before = _cpu_sample(ctx, server)
+    started = time.perf_counter()
+    result = await run_load(port, make, seconds=ctx.seconds, connections=connections, warmup=0.5)
+    wall = time.perf_counter() - started
+    after = _cpu_sample(ctx, server)
+    if result.errors:
+        raise RuntimeError(f"{result.errors} unexpected answers: {result.statuses}")
+    app_cpu, pg_cpu, load_cpu = (b - a for a, b in zip(before, after, strict=True))
+    split = (
+        f"CPU of 2 cores: app {app_cpu / wall:.0%}, PostgreSQL {pg_cpu / wall:.0%}, "
+        f"load generator {load_cpu / wall:.0%}; "
+        f"app {app_cpu / max(result.requests, 1) * 1e6:.0f} us/request"
+    )
+    return result.rate, result, split
 
 
 def _row(measure: str, goal: str, result: float, baseline: float, ok: bool, unit: str = "req/s"):
@@ -169,8 +164,16 @@ async def http_writes_and_reads(ctx: Context) -> list[Any]:
     async def compare(
         measure: str, goal: str, make_real: Any, make_bare: Any, ok: Callable[[float, float], bool]
     ):
-        real, _, real_split = await _throughput(ctx, app.port, make_real, server=app)
-        base, _, base_split = await _throughput(ctx, bare.port, make_bare, server=bare)
+        # Real and bare take turns, so a machine that speeds up or slows down meanwhile (shared
+        # cores do) moves both sides alike; each side's figure is the median of its runs.
+        reals: list[float] = []
+        bases: list[float] = []
+        for _ in range(ctx.repeat):
+            rate, _, real_split = await _throughput(ctx, app.port, make_real, server=app)
+            reals.append(rate)
+            rate, _, base_split = await _throughput(ctx, bare.port, make_bare, server=bare)
+            bases.append(rate)
+        real, base = statistics.median(reals), statistics.median(bases)
         row = _row(measure, goal, real, base, ok(real, base))
         row.notes += [f"app: {real_split}", f"bare: {base_split}"]
         rows.append(row)
