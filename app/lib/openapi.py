@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from litestar.enums import RequestEncodingType
+from litestar.enums import ParamType, RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Schema,
+)
 from litestar.params import BodyKwarg
 
 from app.lib.errors import ErrorBody
@@ -14,7 +23,7 @@ from app.lib.errors import ErrorBody
 if TYPE_CHECKING:
     from litestar import Litestar
 
-__all__ = ["document_idempotency", "errors", "json_batch", "json_body"]
+__all__ = ["IdempotentOperation", "document_idempotency", "errors", "json_batch", "json_body"]
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: (
@@ -104,12 +113,43 @@ _IDEMPOTENCY_ERRORS: dict[int, tuple[str, str, str]] = {
 }
 
 
+_IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    description="Makes a retry safe: the first request with this key (per tenant) is processed, and "
+    "any later one with the same method, path and body gets the stored answer again, with "
+    "`Idempotent-Replayed: true`. Keys are kept for IDEMPOTENCY_TTL_HOURS (24).",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[\x20-\x7e]{1,255}$"),
+)
+_REPLAYED = OpenAPIHeader(
+    description="`true` when this answer is the stored answer to an earlier request with the same "
+    "Idempotency-Key.",
+    schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """A POST as the Idempotency-Key layer serves it: the request header, and the replay header on
+    its success answers. The layer is middleware, so no handler declares either itself."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), _IDEMPOTENCY_KEY]
+        for status, response in (self.responses or {}).items():
+            if status.startswith("2") and isinstance(response, OpenAPIResponse):
+                response.headers = {**(response.headers or {}), "Idempotent-Replayed": _REPLAYED}
+
+
 def document_idempotency(app: Litestar) -> None:
-    """Every POST honours Idempotency-Key, so every POST documents what that layer answers;
-    statuses a route documents itself keep the route's description."""
+    """Every POST honours Idempotency-Key, so every POST documents the header, the replay
+    header and what that layer answers; statuses a route documents itself keep the route's
+    description."""
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             if "POST" in handler.http_methods:
+                if handler.operation_class is Operation:
+                    handler.operation_class = IdempotentOperation
                 added = {
                     status: ResponseSpec(
                         data_container=ErrorBody,

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,3 +24,34 @@ def test_committed_openapi_yaml_is_current(tmp_path: Path) -> None:
     assert generated.read_text() == (ROOT / "openapi.yaml").read_text(), (
         "openapi.yaml is stale: run `scriptworks schema openapi --output openapi.yaml` and commit it"
     )
+
+
+def test_every_post_documents_the_idempotency_headers() -> None:
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    posts = {path: item["post"] for path, item in spec["paths"].items() if "post" in item}
+
+    without_key = [
+        path
+        for path, operation in posts.items()
+        if not any(
+            p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", [])
+        )
+    ]
+    without_replayed = [
+        (path, status)
+        for path, operation in posts.items()
+        for status, response in operation["responses"].items()
+        if status.startswith("2") and "Idempotent-Replayed" not in response.get("headers", {})
+    ]
+    others_with_key = [
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method != "post"
+        and any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+    ]
+
+    assert len(posts) >= 15
+    assert without_key == []
+    assert without_replayed == []
+    assert others_with_key == []

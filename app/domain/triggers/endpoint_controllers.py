@@ -87,6 +87,24 @@ class ScriptEndpointController(Controller):
         await endpoints.delete_endpoint(tenant_id, script_id, endpoint_id)
 
 
+_OTHER_METHODS = [HttpMethod.GET, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]
+_HOOK_ROUTE: dict[str, Any] = {
+    "status_code": HTTP_202_ACCEPTED,
+    "summary": "Call a custom endpoint",
+    "description": "Starts an ENDPOINT_REQUEST run of the endpoint's script (active version) with "
+    "`eventData {endpoint, authenticated, headers, query, body}`; headers that carry secrets "
+    "(authorization, proxy-authorization, cookie, set-cookie, x-api-key, and any name containing "
+    "token, secret, password, passwd, key, auth, session, signature or credential) are left out. "
+    "A JSON body is parsed, a form becomes a mapping, other bodies are text. No such endpoint for "
+    "this method, a path that is not a plain route (`..`, `//`, encoded separators), or a script "
+    "without an active version → 404; an `authRequired` endpoint without a valid bearer token → 401. "
+    "Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
+    "responses": errors(400, 401, 404, 413, 429),
+    "opt": {PUBLIC_OPT: True, RATE_LIMIT_OPT: "hooks"},
+    "security": [{}, {"BearerToken": []}],
+}
+
+
 class HookController(Controller):
     """Requests to custom endpoints. Outside the global bearer authentication; the tenant is
     in the path (``tenant_id``, the name the idempotency and rate-limit layers read)."""
@@ -95,23 +113,9 @@ class HookController(Controller):
     tags = ["Triggers"]
     dependencies = {"endpoints": Provide(create_service_provider(EndpointService))}
 
-    @route(
-        "/{tenant_id:str}/{route:path}",
-        http_method=[HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE],
-        status_code=HTTP_202_ACCEPTED,
-        summary="Call a custom endpoint",
-        description="Starts an ENDPOINT_REQUEST run of the endpoint's script (active version) with "
-        "`eventData {endpoint, authenticated, headers, query, body}`; headers that carry secrets "
-        "(authorization, proxy-authorization, cookie, set-cookie, x-api-key, and any name containing "
-        "token, secret, password, passwd, key, auth, session, signature or credential) are left out. "
-        "A JSON body is parsed, a form becomes a mapping, other bodies are text. No such endpoint for "
-        "this method, a path that is not a plain route (`..`, `//`, encoded separators), or a script "
-        "without an active version → 404; an `authRequired` endpoint without a valid bearer token → 401. "
-        "Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
-        responses=errors(400, 401, 404, 413, 429),
-        opt={PUBLIC_OPT: True, RATE_LIMIT_OPT: "hooks"},
-        security=[{}, {"BearerToken": []}],
-    )
+    # POST has a handler of its own: only POST goes through the Idempotency-Key layer, and the
+    # API description says so per operation.
+    @route("/{tenant_id:str}/{route:path}", http_method=_OTHER_METHODS, **_HOOK_ROUTE)
     async def call_endpoint(
         self,
         request: Request[Any, Any, Any],
@@ -119,21 +123,37 @@ class HookController(Controller):
         tenant_id: FromPath[str],
         route: FromPath[str],
     ) -> HookAccepted:
-        # The path as sent (some servers leave the query on it); the router normalised scope["path"].
-        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
-        resolved = resolve_route(tenant_id, route, raw_path or request.scope["path"])
-        if resolved is None:
-            raise NotFound("No endpoint at this path.")
-        settings: Settings = request.app.state.settings
-        token = bearer_token(request)
-        hook = HookRequest(
-            tenant_id=tenant_id,
-            method=request.method,
-            route=resolved,
-            actor=settings.actor_for_token(token) if token is not None else None,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-            query=list(request.query_params.multi_items()),
-            body=await request.body(),
-            content_type=request.headers.get("content-type", ""),
-        )
-        return HookAccepted(run_id=await endpoints.start_from_request(hook))
+        return await _call(request, endpoints, tenant_id, route)
+
+    @route("/{tenant_id:str}/{route:path}", http_method=[HttpMethod.POST], **_HOOK_ROUTE)
+    async def post_endpoint(
+        self,
+        request: Request[Any, Any, Any],
+        endpoints: Endpoints,
+        tenant_id: FromPath[str],
+        route: FromPath[str],
+    ) -> HookAccepted:
+        return await _call(request, endpoints, tenant_id, route)
+
+
+async def _call(
+    request: Request[Any, Any, Any], endpoints: EndpointService, tenant_id: str, route: str
+) -> HookAccepted:
+    # The path as sent (some servers leave the query on it); the router normalised scope["path"].
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
+    resolved = resolve_route(tenant_id, route, raw_path or request.scope["path"])
+    if resolved is None:
+        raise NotFound("No endpoint at this path.")
+    settings: Settings = request.app.state.settings
+    token = bearer_token(request)
+    hook = HookRequest(
+        tenant_id=tenant_id,
+        method=request.method,
+        route=resolved,
+        actor=settings.actor_for_token(token) if token is not None else None,
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        query=list(request.query_params.multi_items()),
+        body=await request.body(),
+        content_type=request.headers.get("content-type", ""),
+    )
+    return HookAccepted(run_id=await endpoints.start_from_request(hook))
