@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from litestar.stores.file import FileStore
 from litestar.testing import AsyncTestClient
 
 from app.server.core import create_app
@@ -92,3 +94,26 @@ async def test_the_default_limit_is_generous(api: Api) -> None:
 
     assert {r.status_code for r in responses} == {202}
     assert int(responses[-1].headers["RateLimit-Limit"]) == 6000
+
+
+async def test_a_shared_store_counts_across_apps(database_url: str, tmp_path: Path) -> None:
+    """With a ``rate_limit`` store other than the in-process one, Litestar's store-backed
+    counting applies: two apps (think two API processes) share one limit."""
+    store = FileStore(tmp_path / "rate-limits")
+    apps = [create_app(make_settings(database_url, RATE_LIMIT_PER_MINUTE=str(LIMIT))) for _ in range(2)]
+    for app in apps:
+        app.stores.register("rate_limit", store, allow_override=True)
+    tenant = new_tenant()
+    async with (
+        AsyncTestClient(app=apps[0], base_url="http://testserver.local") as first,
+        AsyncTestClient(app=apps[1], base_url="http://testserver.local") as second,
+    ):
+        answers = [
+            await Api(client, tenant).post("/commands", json=COMMAND)
+            for client in (first, second, first, second)
+        ]
+
+    assert [r.status_code for r in answers[:LIMIT]] == [202] * LIMIT
+    assert answers[1].headers["RateLimit-Remaining"] == str(LIMIT - 2)
+    assert_error(answers[LIMIT], 429, "RATE_LIMIT_EXCEEDED")
+    assert 1 <= int(answers[LIMIT].headers["Retry-After"]) <= 60
