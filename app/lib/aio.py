@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
-__all__ = ["wait_for_event"]
+__all__ = ["repeat_until_stopped", "wait_for_event"]
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -18,3 +19,27 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
+
+
+async def repeat_until_stopped(
+    stop: asyncio.Event,
+    step: Callable[[], Awaitable[bool]],
+    poll_seconds: float,
+    on_error: Callable[[Exception], None],
+) -> None:
+    """Run ``step`` until ``stop`` is set: again at once while it reports more work waiting,
+    else after ``poll_seconds``; after a failure (reported to ``on_error``), after a backoff
+    that doubles from 0.1 s to 5 s. A set ``stop`` ends any wait at once."""
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            more = await step()
+            backoff = 0.1
+            if not more:
+                await wait_for_event(stop, poll_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            on_error(error)
+            await wait_for_event(stop, backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -37,6 +37,7 @@ from uuid_utils.compat import uuid7
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import LIFECYCLE_EVENTS
+from app.lib.aio import repeat_until_stopped
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
 
@@ -257,19 +258,11 @@ class LifecycleHookDispatcher:
             return await dispatch_batch(connection, self.batch_size)
 
     async def _loop(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                read = await self.run_once()
-                backoff = 0.1
-                if read is not None and read >= self.batch_size:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.settings.worker_poll_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                _stdlib_logger.warning("lifecycle hook dispatch failed (%s); retrying", type(error).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+        async def batch() -> bool:
+            read = await self.run_once()
+            return read is not None and read >= self.batch_size  # a full batch: more may wait
+
+        def failed(error: Exception) -> None:
+            _stdlib_logger.warning("lifecycle hook dispatch failed (%s); retrying", type(error).__name__)
+
+        await repeat_until_stopped(self._stop, batch, self.settings.worker_poll_seconds, failed)

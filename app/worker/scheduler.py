@@ -40,6 +40,7 @@ import structlog
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
+from app.lib.aio import repeat_until_stopped
 from app.lib.schema import timestamp
 
 __all__ = ["Scheduler"]
@@ -110,22 +111,13 @@ class Scheduler:
         logger.info("scheduler stopped")
 
     async def _loop(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                claimed = await self.run_once()
-                backoff = 0.1
-                if claimed >= self.batch_size:
-                    continue  # more may be due right now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.settings.scheduler_poll_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                _stdlib_logger.warning("scheduler pass failed (%s); retrying", type(error).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+        async def claim_pass() -> bool:
+            return await self.run_once() >= self.batch_size  # more may be due right now
+
+        def failed(error: Exception) -> None:
+            _stdlib_logger.warning("scheduler pass failed (%s); retrying", type(error).__name__)
+
+        await repeat_until_stopped(self._stop, claim_pass, self.settings.scheduler_poll_seconds, failed)
 
     async def run_once(self, now: datetime.datetime | None = None) -> int:
         """One pass over one batch of due schedules, in one transaction; the number claimed."""
