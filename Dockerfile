@@ -1,6 +1,15 @@
 # syntax=docker/dockerfile:1
 # Scriptworks API image. Build:  docker build -t scriptworks .
-# Run:  docker run -e DATABASE_URL=postgresql+asyncpg://user:pass@db/scriptworks -p 8000:8000 scriptworks
+# Run it with real authentication: the image listens on 0.0.0.0, and the server refuses to do
+# that in development mode (no AUTH_TOKENS, no JWT). JWTs from your identity provider:
+#   docker run -p 8000:8000 \
+#     -e DATABASE_URL=postgresql+asyncpg://user:pass@db/scriptworks \
+#     -e AUTH_JWT_JWKS=https://id.example.com/.well-known/jwks.json \
+#     -e AUTH_JWT_ISSUER=https://id.example.com/ -e AUTH_JWT_AUDIENCE=scriptworks \
+#     -e STREAM_TICKET_SECRET="$(openssl rand -hex 32)" \
+#     scriptworks
+# or static tokens, each bound to its tenants (see docs/authentication.md):
+#     -e AUTH_TOKENS='tok-1=alice:admin@acme,tok-2=robot-7:runner@acme|globex'
 # The default command applies migrations, then serves; production deployments may run
 # `scriptworks database upgrade --no-prompt` as a separate step and set MIGRATE_ON_START=false.
 

@@ -12,23 +12,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Actor", "ConfigError", "Settings", "get_settings"]
+from app.lib.principals import ALL_TENANTS, ROLES, Principal
+
+__all__ = ["ConfigError", "Settings", "get_settings"]
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who is calling: the id written to createdById/updatedById/actorId, and the roles held."""
-
-    id: str
-    roles: frozenset[str]
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +43,18 @@ class Settings:
     command_retention_days: float = 30.0
     metrics_port: int | None = None
     idempotency_ttl_hours: float = 24.0
-    auth_tokens: dict[str, Actor] = field(default_factory=dict)
+    auth_tokens: dict[str, Principal] = field(default_factory=dict)
+    auth_jwt_secret: str | None = None
+    auth_jwt_jwks: str | None = None  # an http(s) URL, or the absolute path of a file
+    auth_jwt_jwks_cooldown_seconds: float = 30.0
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_roles_claim: str = "roles"
+    auth_jwt_tenants_claim: str = "tenants"
+    auth_dev_mode: bool = False
+    stream_ticket_seconds: float = 300.0
+    stream_ticket_secret: str | None = None
+    hook_max_body_bytes: int = 256 * 1024
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "console"
@@ -115,6 +116,23 @@ class Settings:
                 "IDEMPOTENCY_TTL_HOURS", get("IDEMPOTENCY_TTL_HOURS"), 24.0, minimum=0.001
             ),
             auth_tokens=_auth_tokens(get("AUTH_TOKENS")),
+            auth_jwt_secret=_secret("AUTH_JWT_SECRET", get("AUTH_JWT_SECRET")),
+            auth_jwt_jwks=_jwks_url(get("AUTH_JWT_JWKS")),
+            auth_jwt_jwks_cooldown_seconds=_float(
+                "AUTH_JWT_JWKS_COOLDOWN_SECONDS", get("AUTH_JWT_JWKS_COOLDOWN_SECONDS"), 30.0, minimum=0.0
+            ),
+            auth_jwt_issuer=get("AUTH_JWT_ISSUER"),
+            auth_jwt_audience=get("AUTH_JWT_AUDIENCE"),
+            auth_jwt_roles_claim=get("AUTH_JWT_ROLES_CLAIM") or "roles",
+            auth_jwt_tenants_claim=get("AUTH_JWT_TENANTS_CLAIM") or "tenants",
+            auth_dev_mode=_bool("AUTH_DEV_MODE", get("AUTH_DEV_MODE"), False),
+            stream_ticket_seconds=_float(
+                "STREAM_TICKET_SECONDS", get("STREAM_TICKET_SECONDS"), 300.0, minimum=1.0
+            ),
+            stream_ticket_secret=_secret("STREAM_TICKET_SECRET", get("STREAM_TICKET_SECRET")),
+            hook_max_body_bytes=_int(
+                "HOOK_MAX_BODY_BYTES", get("HOOK_MAX_BODY_BYTES"), 256 * 1024, minimum=1024
+            ),
             cors_origins=tuple(o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()),
             log_level=_choice("LOG_LEVEL", (get("LOG_LEVEL") or "INFO").upper(), _LOG_LEVELS),
             log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "console").lower(), ("console", "json")),
@@ -153,16 +171,21 @@ class Settings:
     def pgdata_dir(self) -> Path:
         return self.data_dir.expanduser().resolve() / "pgdata"
 
-    def actor_for_token(self, token: str) -> Actor | None:
-        """The actor a bearer token stands for; with no AUTH_TOKENS any token is the dev admin."""
-        if not self.auth_tokens:
-            return _DEV_ACTOR
-        return self.auth_tokens.get(token)
+    @property
+    def uses_jwt(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwt_jwks is not None
+
+    @property
+    def development_auth(self) -> bool:
+        """Neither static tokens nor JWT configured: any token is the dev admin of every tenant."""
+        return not self.auth_tokens and not self.uses_jwt
 
 
-_DEV_ACTOR = Actor(id="dev", roles=frozenset({"admin"}))
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TOKEN_ENTRY = re.compile(r"^(?P<token>[^=\s,]+)=(?P<actor>[^:\s,]+)(?::(?P<roles>[^\s,]*))?$")
+_TOKEN_ENTRY = re.compile(
+    r"^(?P<token>[^=\s,]+)=(?P<actor>[^:@\s,]+)(?::(?P<roles>[^@\s,]*))?(?:@(?P<tenants>[^@\s,]*))?$"
+)
+_TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _database_url(value: str | None) -> str | None:
@@ -232,21 +255,62 @@ def _delay_range(value: str | None) -> tuple[int, int]:
     return (low, high)
 
 
-def _auth_tokens(value: str | None) -> dict[str, Actor]:
+def _auth_tokens(value: str | None) -> dict[str, Principal]:
+    """``token=actorId:role1|role2@tenantA|tenantB`` entries (``@*``: every tenant).
+
+    Errors name the entry by its position and actor, never by its token: start-up logs are read
+    by more people than should hold the token.
+    """
     if value is None:
         return {}
-    tokens: dict[str, Actor] = {}
-    for entry in (e.strip() for e in value.split(",")):
-        if not entry:
-            continue
+    tokens: dict[str, Principal] = {}
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    for position, entry in enumerate(entries, start=1):
         match = _TOKEN_ENTRY.match(entry)
+        actor = entry.partition("=")[2].split(":")[0].split("@")[0] or "?"
+        where = f"AUTH_TOKENS entry {position} (actor {actor!r})"
         if not match:
-            raise ConfigError(
-                f"AUTH_TOKENS entries look like token=actorId:role1|role2, got {entry.split('=')[0]!r}=…"
-            )
+            raise ConfigError(f"{where} must look like token=actorId:role1|role2@tenantA|tenantB")
         roles = frozenset(r for r in (match.group("roles") or "").split("|") if r)
-        tokens[match.group("token")] = Actor(id=match.group("actor"), roles=roles)
+        if unknown := sorted(roles - ROLES):
+            raise ConfigError(f"{where} names unknown roles {unknown}; roles are {sorted(ROLES)}")
+        if match.group("tenants") is None:
+            raise ConfigError(f"{where} grants no tenant: add @tenantA|tenantB, or @* for every tenant")
+        tenant_names = [t for t in match.group("tenants").split("|") if t]
+        if not tenant_names:
+            raise ConfigError(f"{where} grants no tenant: add @tenantA|tenantB, or @* for every tenant")
+        if ALL_TENANTS in tenant_names:
+            if len(tenant_names) > 1:
+                raise ConfigError(f"{where}: @* grants every tenant and takes no other tenant")
+            tenants: frozenset[str] | None = None
+        else:
+            if bad := [t for t in tenant_names if not _TENANT.match(t)]:
+                raise ConfigError(f"{where} names invalid tenant ids {bad}")
+            tenants = frozenset(tenant_names)
+        if match.group("token") in tokens:
+            raise ConfigError(f"{where} repeats a token of an earlier entry")
+        tokens[match.group("token")] = Principal(id=match.group("actor"), roles=roles, tenants=tenants)
     return tokens
+
+
+def _secret(name: str, value: str | None) -> str | None:
+    if value is not None and len(value.encode()) < 32:
+        raise ConfigError(
+            f"{name} must be at least 32 bytes long (HS256 keys shorter than that are guessable)"
+        )
+    return value
+
+
+def _jwks_url(value: str | None) -> str | None:
+    """AUTH_JWT_JWKS: an http(s) URL as given, or a file's absolute path."""
+    if value is None:
+        return None
+    if value.startswith(("https://", "http://")):
+        return value
+    path = Path(value.removeprefix("file://")).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"AUTH_JWT_JWKS must be an http(s) URL or an existing file, got {value!r}")
+    return str(path.resolve())
 
 
 @lru_cache(maxsize=1)

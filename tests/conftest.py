@@ -25,7 +25,32 @@ from tests.support.server import ServerProcess
 ADMIN_TOKEN = "admin-token"
 USER_TOKEN = "user-token"
 SERVICE_TOKEN = "service-token"
-AUTH_TOKENS = f"{ADMIN_TOKEN}=alice:admin,{USER_TOKEN}=bob:editor,{SERVICE_TOKEN}=svc-1:service"
+# One token per role, each granted every tenant (tests make a tenant of their own each), and
+# tokens granted only the fixed tenants below, for the tenant boundary.
+ROLE_TOKENS = {
+    "admin": ADMIN_TOKEN,
+    "editor": USER_TOKEN,
+    "service": SERVICE_TOKEN,
+    "runner": "runner-token",
+    "viewer": "viewer-token",
+    "operator": "operator-token",
+}
+ALICE_TENANT = "alice-co"
+BOB_TENANT = "bob-co"
+ALICE_TOKEN = "alice-only-token"  # admin of alice-co only
+BOB_TOKEN = "bob-only-token"  # admin of bob-co only
+AUTH_TOKENS = ",".join(
+    [
+        f"{ADMIN_TOKEN}=alice:admin@*",
+        f"{USER_TOKEN}=bob:editor@*",
+        f"{SERVICE_TOKEN}=svc-1:service@*",
+        "runner-token=rudy:runner@*",
+        "viewer-token=vera:viewer@*",
+        "operator-token=otto:operator@*",
+        f"{ALICE_TOKEN}=alice:admin@{ALICE_TENANT}",
+        f"{BOB_TOKEN}=bob:admin|service@{BOB_TENANT}",
+    ]
+)
 
 
 @pytest.fixture(scope="session")

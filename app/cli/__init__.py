@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -93,7 +94,30 @@ def seed_clean_command(tenant: str) -> None:
     click.echo(", ".join(f"{name}: {value:,}" for name, value in removed.items()) + " removed")
 
 
+def _refuse_open_development_mode(run: click.Command) -> None:
+    """``run`` refuses a non-loopback --host while authentication is in development mode (any
+    token an admin of every tenant), unless AUTH_DEV_MODE=true says so explicitly."""
+    serve = run.callback
+    assert serve is not None
+
+    @functools.wraps(serve)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from app.config import ConfigError, get_settings
+        from app.lib.auth import check_bind_address
+
+        if kwargs.get("fd") is None and kwargs.get("uds") is None:
+            try:
+                check_bind_address(get_settings(), kwargs.get("host"))
+            except ConfigError as error:
+                raise click.ClickException(str(error)) from None
+        return serve(*args, **kwargs)
+
+    run.callback = checked
+
+
 class ScriptworksCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
         cli.add_command(worker_command)
         cli.add_command(seed_group)
+        if (run := cli.commands.get("run")) is not None:
+            _refuse_open_development_mode(run)

@@ -4,7 +4,7 @@ from app.db.base import Base, TenantScoped
 from app.db.commands import Command
 from app.db.events import Event
 from app.db.idempotency import IdempotencyKey
-from app.db.operations import WorkerHeartbeat
+from app.db.operations import ServerSecret, WorkerHeartbeat
 from app.db.runs import Run, RunStep, RunVariable
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.db.triggers import Endpoint, EventType, IncomingEvent, Schedule, TriggerSubscription, WorkerCursor
@@ -24,6 +24,7 @@ __all__ = [
     "Schedule",
     "Script",
     "ScriptVersion",
+    "ServerSecret",
     "TenantScoped",
     "TriggerSubscription",
     "WorkerCursor",

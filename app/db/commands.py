@@ -35,6 +35,8 @@ class Command(TenantScoped, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
     request_correlation_id: Mapped[str | None] = mapped_column(String(128))
+    # The authenticated actor who posted it (``actor`` is whom it acts for, as sent).
+    submitted_by_id: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "correlation_id", name="uq_commands_tenant_correlation"),

@@ -17,6 +17,8 @@ class IdempotencyKey(DefaultBase):
     __tablename__ = "idempotency_keys"
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Keys are scoped per tenant and actor: another actor's key of the same text is another key.
+    actor_id: Mapped[str] = mapped_column(String(128), primary_key=True, server_default="")
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(10))

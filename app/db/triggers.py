@@ -163,6 +163,8 @@ class Endpoint(TenantScoped, Base):
     route: Mapped[str] = mapped_column(String(200))
     auth_required: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_by_id: Mapped[str] = mapped_column(String(128))
+    # Write-only: requests must carry a Scriptworks-Signature made with it (never returned).
+    signing_secret: Mapped[str | None] = mapped_column(String(256))
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "method", "route", name="uq_endpoints_tenant_method_route"),

@@ -1,85 +1,157 @@
-"""Bearer-token authentication and role checks.
+"""Bearer authentication: what a token means (SPEC 3.1).
 
 Litestar's authentication middleware does the plumbing (it runs for every route except the
-excluded ones and stores the actor on ``request.user``); this module only decides what a token
-means. ``AUTH_TOKENS`` maps tokens to actors and roles; when it is unset, any non-empty token is
-the development admin ``dev``.
+public ones and stores the principal on ``request.user``); ``Authenticator`` decides what a token
+stands for, in this order:
+
+1. a stream ticket (a token this service minted; accepted on ``/events/stream`` only);
+2. a static token of ``AUTH_TOKENS``;
+3. a JWT, when ``AUTH_JWT_SECRET`` or ``AUTH_JWT_JWKS`` is set;
+4. in development mode (none of those configured), any non-empty token: the admin ``dev`` of
+   every tenant.
+
+Anything else is 401 with ``WWW-Authenticate``. Tokens are never logged or echoed.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from app.config import Actor, Settings
-from app.lib.errors import Forbidden, Unauthorized
+from app.config import ConfigError
+from app.lib.errors import Unauthorized
+from app.lib.principals import DEV_PRINCIPAL, Principal
+from app.lib.tokens import InvalidToken, JwtVerifier, StreamTickets, looks_like_jwt
 
 if TYPE_CHECKING:
     from litestar import Request
     from litestar.connection import ASGIConnection
-    from litestar.handlers import BaseRouteHandler
+
+    from app.config import Settings
 
 __all__ = [
-    "BROWSER_AUTH_OPT",
     "PUBLIC_OPT",
+    "STREAM_AUTH_OPT",
+    "Authenticator",
     "BearerAuthMiddleware",
-    "admin_guard",
+    "MissingToken",
     "bearer_token",
+    "check_bind_address",
     "provide_actor",
-    "require_admin",
+    "warn_development_mode",
 ]
 
-# Route opt flags: no authentication at all; or also accept ?access_token= / an access_token
-# cookie (for EventSource, which cannot send headers).
+logger = logging.getLogger("app.auth")
+
+# Route opt flags: no authentication at all; or the event stream's rules (also ?access_token= and
+# an access_token cookie, for EventSource, which cannot send headers; and stream tickets).
 PUBLIC_OPT = "public"
-BROWSER_AUTH_OPT = "browser_auth"
+STREAM_AUTH_OPT = "stream_auth"
 
 
-def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+class MissingToken(Unauthorized):
+    def __init__(self) -> None:
+        super().__init__(
+            "Missing bearer token: send 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="scriptworks"'},
+        )
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any], *, stream: bool = False) -> str | None:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    handler = connection.scope.get("route_handler")
-    if handler is not None and handler.opt.get(BROWSER_AUTH_OPT):
+    if stream:
         token = connection.query_params.get("access_token") or connection.cookies.get("access_token")
         if token and token.strip():
             return token.strip()
     return None
 
 
+class Authenticator:
+    """Turns a token into a principal; one per app, on ``app.state.authenticator``."""
+
+    def __init__(self, settings: Settings, ticket_key: Callable[[], Awaitable[bytes]]) -> None:
+        self.static_tokens = settings.auth_tokens
+        self.development = settings.development_auth
+        self.tickets = StreamTickets(settings.stream_ticket_seconds, ticket_key)
+        self.jwt = (
+            JwtVerifier(
+                secret=settings.auth_jwt_secret,
+                jwks=settings.auth_jwt_jwks,
+                issuer=settings.auth_jwt_issuer,
+                audience=settings.auth_jwt_audience,
+                roles_claim=settings.auth_jwt_roles_claim,
+                tenants_claim=settings.auth_jwt_tenants_claim,
+                jwks_cooldown_seconds=settings.auth_jwt_jwks_cooldown_seconds,
+            )
+            if settings.uses_jwt
+            else None
+        )
+
+    async def principal(self, token: str, *, stream: bool = False) -> Principal:
+        if looks_like_jwt(token) and StreamTickets.is_ticket(token):
+            if not stream:
+                raise InvalidToken("A stream ticket opens /events/stream and nothing else.")
+            return await self.tickets.principal(token)
+        static = self.static_tokens.get(token)
+        if static is not None:
+            return static
+        if self.jwt is not None and looks_like_jwt(token):
+            return await self.jwt.principal(token)
+        if self.development:
+            return DEV_PRINCIPAL
+        raise InvalidToken()
+
+
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        token = bearer_token(connection)
+        handler = connection.scope.get("route_handler")
+        stream = handler is not None and bool(handler.opt.get(STREAM_AUTH_OPT))
+        token = bearer_token(connection, stream=stream)
         if token is None:
-            raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token>'.")
-        settings: Settings = connection.app.state.settings
-        actor = settings.actor_for_token(token)
-        if actor is None:
-            raise Unauthorized("The bearer token is not valid.")
-        return AuthenticationResult(user=actor, auth=token)
+            raise MissingToken()
+        authenticator: Authenticator = connection.app.state.authenticator
+        principal = await authenticator.principal(token, stream=stream)
+        return AuthenticationResult(user=principal, auth=None)
 
 
-async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+async def provide_actor(request: Request[Any, Any, Any]) -> Principal:
     return request.user
 
 
-def require_admin(actor: Actor) -> None:
-    if not actor.is_admin:
-        raise Forbidden("This operation requires the admin role.")
+_LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 
-def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Route guard: only callers with the admin role (403 FORBIDDEN otherwise).
-
-    OPTIONS (CORS preflight) carries no credentials and is answered by Litestar itself.
-    """
-    if connection.scope.get("method") == "OPTIONS":
+def check_bind_address(settings: Settings, host: str | None) -> None:
+    """Development mode serves every tenant to any token: refuse to listen beyond this machine
+    unless AUTH_DEV_MODE=true says so explicitly. Raises ``ConfigError``."""
+    if not settings.development_auth or settings.auth_dev_mode or host is None:
         return
-    actor = connection.scope.get("user")
-    if actor is None:
-        raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token>'.")
-    require_admin(actor)
+    if host in _LOOPBACK_NAMES:
+        return
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"Refusing to listen on {host}: no AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_JWKS is set, so any "
+        "token would be an admin of every tenant. Configure authentication, or set AUTH_DEV_MODE=true "
+        "to serve development mode beyond this machine on purpose."
+    )
+
+
+def warn_development_mode(settings: Settings) -> None:
+    if settings.development_auth:
+        logger.warning(
+            "DEVELOPMENT MODE: no AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_JWKS is set; ANY bearer token is "
+            "the admin 'dev' of EVERY tenant. Never run this way where others can reach the server."
+        )

@@ -87,6 +87,11 @@ class CorrelationIdMiddleware(ASGIMiddleware):
         try:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 await next_app(scope, receive, send_and_watch)
+        except Exception as error:
+            # Raised by a middleware inside this one (say a 401 from authentication) and answered
+            # by the exception handler outside it: log the status the client gets.
+            status = getattr(error, "status_code", 500)
+            raise
         finally:
             _current.reset(token)
             if scope["type"] == "http":

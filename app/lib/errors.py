@@ -36,6 +36,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "RateLimited",
+    "TenantForbidden",
     "TenantMismatch",
     "TenantRequired",
     "Unauthorized",
@@ -97,6 +98,11 @@ class Unauthorized(ApiError):
 class Forbidden(ApiError):
     status_code = 403
     default_code = "FORBIDDEN"
+
+
+class TenantForbidden(ApiError):
+    status_code = 403
+    default_code = "TENANT_FORBIDDEN"
 
 
 class TenantMismatch(ApiError):

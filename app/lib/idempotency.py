@@ -3,7 +3,9 @@
 For a POST with the header, the middleware opens the request's database session itself (the
 route's services get the same session through advanced-alchemy's provider) and:
 
-1. takes a transaction-scoped advisory lock on (tenant, key) — if another request holds it, the
+0. lets the route answer requests it will refuse anyway (a role or tenant the principal may not
+   use: 403 before any key is taken, so a revoked grant cannot replay what it once stored);
+1. takes a transaction-scoped advisory lock on (tenant, actor, key) — if another request holds it, the
    first is still in flight: 409 ``IDEMPOTENCY_IN_PROGRESS``;
 2. looks the key up: a stored response with the same fingerprint (method, path, body) is
    replayed byte for byte with ``Idempotent-Replayed: true``; a different fingerprint is 422
@@ -12,6 +14,9 @@ route's services get the same session through advanced-alchemy's provider) and:
    a 2xx response is stored in the same transaction as the effect, which then commits, and only
    then does the client get the response. A crash anywhere before that commit leaves neither the
    effect nor the key. 4xx and 5xx responses are not stored: a retry recomputes them.
+
+Keys are scoped per tenant and actor: the same key sent by another actor is another key, never a
+replay of someone else's answer. Unauthenticated routes (``/hooks``) share the anonymous actor ''.
 
 Litestar has no idempotency support and the pieces must share the route's transaction, so this
 is written here.
@@ -32,6 +37,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db.idempotency import IdempotencyKey
+from app.lib.access import allowed
 from app.lib.errors import Conflict, PayloadTooLarge, Unprocessable, ValidationFailed, send_error
 from app.lib.uow import DEFER_COMMIT
 
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.config import Settings
+    from app.lib.principals import Principal
 
 __all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "IdempotencyMiddleware"]
 
@@ -91,9 +98,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
                     {"field": IDEMPOTENCY_HEADER, "message": "1-255 printable characters", "source": "header"}
                 ],
             )
-        if not _TENANT.match(tenant):
-            await next_app(scope, receive, send)  # the route answers the missing/invalid tenant
+        principal: Principal | None = scope.get("user")
+        if (
+            not _TENANT.match(tenant)
+            or not allowed(scope)
+            or (principal is not None and not principal.may_act_in(tenant))
+        ):
+            # The route answers the missing or invalid tenant, or refuses the role or tenant.
+            await next_app(scope, receive, send)
             return
+        actor_id = principal.id if principal is not None else ""
         body = await _read_body(receive, self.settings.max_body_bytes, headers)
         fingerprint = _fingerprint(scope, body)
 
@@ -102,7 +116,11 @@ class IdempotencyMiddleware(ASGIMiddleware):
         session.info[DEFER_COMMIT] = True
         try:
             locked = await session.scalar(
-                select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{tenant}\x1f{key}", 0)))
+                select(
+                    func.pg_try_advisory_xact_lock(
+                        func.hashtextextended(f"{tenant}\x1f{actor_id}\x1f{key}", 0)
+                    )
+                )
             )
             if not locked:
                 raise Conflict(
@@ -110,7 +128,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
                     code="IDEMPOTENCY_IN_PROGRESS",
                     headers={"Retry-After": "1"},
                 )
-            stored = await session.get(IdempotencyKey, (tenant, key))
+            stored = await session.get(IdempotencyKey, (tenant, actor_id, key))
             now = datetime.datetime.now(datetime.UTC)
             if stored is not None and stored.expires_at > now:
                 if stored.fingerprint != fingerprint:
@@ -125,14 +143,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
             if stored is not None:
                 await session.execute(
                     delete(IdempotencyKey).where(
-                        IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == key
+                        IdempotencyKey.tenant_id == tenant,
+                        IdempotencyKey.actor_id == actor_id,
+                        IdempotencyKey.key == key,
                     )
                 )
 
             held = _Held()
             await next_app(scope, _replay_receive(body), held.send)
             try:
-                await self._finish(session, held, tenant, key, fingerprint, scope, now)
+                await self._finish(session, held, (tenant, actor_id, key), fingerprint, scope, now)
             except Exception as error:
                 # The route's response exists but must not reach the client: nothing committed.
                 await session.rollback()
@@ -148,8 +168,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         self,
         session: AsyncSession,
         held: _Held,
-        tenant: str,
-        key: str,
+        scoped_key: tuple[str, str, str],
         fingerprint: str,
         scope: Scope,
         now: datetime.datetime,
@@ -160,8 +179,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
             return
         await session.execute(
             pg_insert(IdempotencyKey).values(
-                tenant_id=tenant,
-                key=key,
+                tenant_id=scoped_key[0],
+                actor_id=scoped_key[1],
+                key=scoped_key[2],
                 fingerprint=fingerprint,
                 method=scope["method"],
                 path=scope["path"][:2048],
@@ -185,7 +205,7 @@ def _headers(scope: Scope) -> dict[bytes, str]:
 
 async def _read_body(receive: Receive, limit: int, headers: dict[Any, str]) -> bytes:
     declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("The request body is too large.")
     body = bytearray()
     while True:

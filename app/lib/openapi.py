@@ -31,11 +31,16 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "VALIDATION_ERROR",
         "Invalid name: Expected `str` of length >= 1",
     ),
-    401: ("Missing or invalid bearer token.", "UNAUTHORIZED", "Missing bearer token."),
+    401: (
+        "Missing, unknown, expired or otherwise invalid bearer token (with WWW-Authenticate).",
+        "UNAUTHORIZED",
+        "Missing bearer token.",
+    ),
     403: (
-        "Not allowed (FORBIDDEN) or tenantId differs from x-tenant-id (TENANT_MISMATCH).",
-        "TENANT_MISMATCH",
-        "tenantId does not match the x-tenant-id header.",
+        "The caller's roles may not call this operation (FORBIDDEN), its token is not granted the "
+        "tenant (TENANT_FORBIDDEN), or a tenantId differs from x-tenant-id (TENANT_MISMATCH).",
+        "TENANT_FORBIDDEN",
+        "This token is not granted the tenant 'acme'.",
     ),
     404: ("No such resource in this tenant.", "NOT_FOUND", "No script with this id."),
     409: ("Conflicts with the current state.", "SLUG_TAKEN", "The slug 'welcome' is already used."),
@@ -55,6 +60,13 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     ),
 }
 
+_MORE_EXAMPLES: dict[int, tuple[tuple[str, str], ...]] = {
+    403: (
+        ("FORBIDDEN", "This operation needs the role admin or editor."),
+        ("TENANT_MISMATCH", "tenantId does not match the x-tenant-id header."),
+    ),
+}
+
 
 def errors(*statuses: int, database: bool = True) -> dict[int, ResponseSpec]:
     """Response docs for the given error statuses, all with the ``{code, message, details}`` body.
@@ -65,10 +77,11 @@ def errors(*statuses: int, database: bool = True) -> dict[int, ResponseSpec]:
     specs: dict[int, ResponseSpec] = {}
     for status in documented:
         description, code, message = _ERRORS[status]
+        examples = [(code, message), *_MORE_EXAMPLES.get(status, ())]
         specs[status] = ResponseSpec(
             data_container=ErrorBody,
             description=description,
-            examples=[Example(summary=code, value={"code": code, "message": message})],
+            examples=[Example(summary=c, value={"code": c, "message": m}) for c, m in examples],
         )
     return specs
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -33,7 +33,14 @@ from app.domain.triggers.controllers import (
     SubscriptionController,
 )
 from app.domain.triggers.endpoint_controllers import HookController, ScriptEndpointController
-from app.lib.auth import PUBLIC_OPT, BearerAuthMiddleware, provide_actor
+from app.lib.access import access_guard, check_every_route_has_access
+from app.lib.auth import (
+    PUBLIC_OPT,
+    Authenticator,
+    BearerAuthMiddleware,
+    provide_actor,
+    warn_development_mode,
+)
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.errors import exception_to_response
@@ -49,6 +56,7 @@ from app.server.database import (
     alchemy_config,
     create_statement_pool,
     resolve_database_url,
+    shared_secret,
     upgrade_database,
 )
 from app.server.embedded import EmbeddedPostgres
@@ -61,14 +69,40 @@ __all__ = ["create_app"]
 API_DESCRIPTION = """\
 Multi-tenant backend for a visual script editor and the runners that execute its scripts.
 
-Every route except `/health*` and these docs needs `Authorization: Bearer <token>`; tenant-scoped
-routes need `x-tenant-id`. Errors are always `{code, message, details}`.
+Every route except `/health*`, `/hooks/…` and these docs needs `Authorization: Bearer <token>`:
+a static token of `AUTH_TOKENS` or a JWT (HS256 with `AUTH_JWT_SECRET`, or RS256/ES256/EdDSA
+from the JWK set of `AUTH_JWT_JWKS`). A token stands for a principal: an actor, its roles, and
+the tenants it is granted. Tenant-scoped routes need `x-tenant-id`; a tenant the token is not
+granted is 403 `TENANT_FORBIDDEN`, a role that may not call the route 403 `FORBIDDEN`. Browsers
+open `/events/stream` with a short-lived stream ticket (`POST /events/stream-tickets`).
+Errors are always `{code, message, details}`.
 """
+
+SECURITY_SCHEMES = {
+    "BearerToken": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="JWT or opaque",
+        description="A static token of AUTH_TOKENS (`token=actor:role1|role2@tenantA|tenantB`), or a JWT "
+        "signed with AUTH_JWT_SECRET (HS256) or a key of the AUTH_JWT_JWKS set (RS256, ES256, EdDSA): "
+        "`sub` is the actor, `roles` and `tenants` (a list, or `*`) its grants, `exp` required. With "
+        "neither configured (development mode) any non-empty token is the admin `dev` of every tenant.",
+    ),
+    "StreamTicket": SecurityScheme(
+        type="apiKey",
+        name="access_token",
+        security_scheme_in="query",
+        description="A stream ticket from POST /events/stream-tickets, for EventSource (also accepted "
+        "as an `access_token` cookie or a bearer header). It opens /events/stream for one actor in one "
+        "tenant until it expires, and nothing else.",
+    ),
+}
 
 
 def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        warn_development_mode(settings)
         # Starting PostgreSQL and migrating block; keep them off the event loop.
         await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.migrate_on_start:
@@ -101,6 +135,18 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
                 await database.engine_instance.dispose()
 
     return lifespan
+
+
+def _stream_ticket_key(settings: Settings, app: Litestar) -> Callable[[], Awaitable[bytes]]:
+    """STREAM_TICKET_SECRET, or a random key kept in the database, which every API process of
+    the deployment reads: a ticket minted by one process opens a stream on any other."""
+
+    async def load() -> bytes:
+        if settings.stream_ticket_secret is not None:
+            return settings.stream_ticket_secret.encode()
+        return await shared_secret(app.state.statement_pool, "stream_tickets")
+
+    return load
 
 
 def _stop_embedded_database(settings: Settings):
@@ -166,6 +212,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             rate_limit_config(settings.rate_limit_per_minute).middleware,
             IdempotencyMiddleware(database, settings),
         ],
+        # SPEC 3.1's role table, for every route (app.lib.access).
+        guards=[access_guard],
         exception_handlers={Exception: exception_to_response},
         before_send=[add_correlation_header],
         request_max_body_size=settings.max_body_bytes,
@@ -179,15 +227,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             servers=[Server(url="http://127.0.0.1:8000", description="Local development")],
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        description="A token listed in AUTH_TOKENS (any non-empty token when it is unset).",
-                    )
-                }
-            ),
+            components=Components(security_schemes=SECURITY_SCHEMES),
             security=[{"BearerToken": []}],
             tags=[
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
@@ -210,9 +250,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
             use_handler_docstrings=False,
         ),
-        state=State({"settings": settings, "database": database, "migrations_head": migrations_head()}),
+        state=State(
+            {
+                "settings": settings,
+                "database": database,
+                "migrations_head": migrations_head(),
+            }
+        ),
         logging_config=None,
         debug=False,
     )
+    app.state.authenticator = Authenticator(settings, _stream_ticket_key(settings, app))
     document_idempotency(app)
+    check_every_route_has_access(app)
     return app

@@ -7,6 +7,7 @@ first use starts the embedded server, so ``scriptworks run`` (which builds the a
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "alchemy_config",
     "create_statement_pool",
     "resolve_database_url",
+    "shared_secret",
     "upgrade_database",
 ]
 
@@ -150,3 +152,15 @@ async def create_statement_pool(url: str, settings: Settings) -> asyncpg.Pool:
         connection_class=StatementConnection,
         **asyncpg_connect_kwargs(url),
     )
+
+
+async def shared_secret(pool: asyncpg.Pool, name: str) -> bytes:
+    """A random 32-byte key every process on this database shares: made by whichever process
+    asks first (the insert that loses the race does nothing), then read by all."""
+    async with pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            secrets.token_bytes(32),
+        )
+        return await connection.fetchval("SELECT value FROM server_secrets WHERE name = $1", name)

@@ -27,8 +27,8 @@ __all__ = [
 BATCH = 1000
 
 _PURGE_KEYS = """
-DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (
-    SELECT tenant_id, key FROM idempotency_keys WHERE expires_at < $2
+DELETE FROM idempotency_keys WHERE (tenant_id, actor_id, key) IN (
+    SELECT tenant_id, actor_id, key FROM idempotency_keys WHERE expires_at < $2
     ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
 # Run ids are UUIDv7, minted just before startedAt: every run started before the cutoff has an id

@@ -7,10 +7,12 @@ import uuid
 from dataclasses import replace
 
 import httpx
+import pytest
 from litestar import get
 from litestar.testing import AsyncTestClient
 
 from app.config import Settings
+from app.lib.access import ACCESS, PUBLIC
 from app.server.core import create_app
 from tests.conftest import Api, assert_error
 
@@ -199,11 +201,14 @@ async def test_body_at_limit_is_parsed(api: Api) -> None:
     assert response.status_code == 201
 
 
-async def test_unexpected_error_is_internal_error_without_details(settings: Settings) -> None:
+async def test_unexpected_error_is_internal_error_without_details(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     @get("/explode", opt={"public": True})
     async def explode() -> None:
         raise RuntimeError("SELECT secret FROM internals -- must not leak")
 
+    monkeypatch.setitem(ACCESS, ("GET", "/explode"), PUBLIC)
     app = create_app(settings)
     app.register(explode)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:

@@ -94,17 +94,31 @@ async def test_a_service_caller_without_admin_subscribes_through_the_internal_ro
 
 
 @pytest.mark.parametrize("token", [SERVICE_TOKEN, USER_TOKEN], ids=["service", "editor"])
-async def test_the_external_route_refuses_callers_without_admin(api: Api, token: str) -> None:
+async def test_the_external_route_refuses_changes_by_callers_without_admin(api: Api, token: str) -> None:
     name = await event_type(api)
     script_id = await published_script(api)
     caller = api.as_(token=token)
 
     create = await caller.post(url("sensor-1"), json={"eventName": name, "scriptId": script_id})
-    listing = await caller.get(url("sensor-1"))
     removal = await caller.delete(f"{url('sensor-1')}/{uuid.uuid4()}")
+    listing = await caller.get(url("sensor-1"))  # every role may read (SPEC 3.1)
 
-    for response in (create, listing, removal):
+    for response in (create, removal):
         assert_error(response, 403, "FORBIDDEN")
+    assert listing.status_code == 200
+    assert listing.json()["items"] == []
+
+
+async def test_the_internal_route_refuses_callers_without_service_or_admin(api: Api) -> None:
+    name = await event_type(api)
+    script_id = await published_script(api)
+    editor = api.as_(token=USER_TOKEN)
+
+    create = await editor.post(
+        url("sensor-1", internal=True), json={"eventName": name, "scriptId": script_id}
+    )
+
+    assert_error(create, 403, "FORBIDDEN")
 
 
 # ---- concurrency -------------------------------------------------------------------------------

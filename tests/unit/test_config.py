@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from app.config import ConfigError, Settings
@@ -30,20 +33,56 @@ def test_fake_delay_accepts_a_number_or_a_range() -> None:
     assert Settings.from_env({"WORKER_FAKE_DELAY_MS": "10-20"}).worker_fake_delay_ms == (10, 20)
 
 
-def test_auth_tokens_map_tokens_to_actors_and_roles() -> None:
-    settings = Settings.from_env({"AUTH_TOKENS": "t1=alice:admin|editor, t2=svc"})
+def test_auth_tokens_map_tokens_to_principals_with_roles_and_tenants() -> None:
+    settings = Settings.from_env(
+        {"AUTH_TOKENS": "t1=alice:admin|editor@acme|globex, t2=svc@*, t3=v:viewer@acme"}
+    )
 
-    assert settings.actor_for_token("t1").id == "alice"
-    assert settings.actor_for_token("t1").roles == {"admin", "editor"}
-    assert settings.actor_for_token("t2").roles == frozenset()
-    assert settings.actor_for_token("nope") is None
+    alice, svc, viewer = (settings.auth_tokens[t] for t in ("t1", "t2", "t3"))
+    assert (alice.id, alice.roles, alice.tenants) == ("alice", {"admin", "editor"}, {"acme", "globex"})
+    assert (svc.roles, svc.tenants) == (frozenset(), None)
+    assert svc.may_act_in("anything")
+    assert alice.may_act_in("globex")
+    assert not alice.may_act_in("initech")
+    assert viewer.tenants == {"acme"}
+    assert "nope" not in settings.auth_tokens
 
 
-def test_without_auth_tokens_every_token_is_the_dev_admin() -> None:
-    actor = Settings.from_env({}).actor_for_token("whatever")
+def test_without_auth_configured_authentication_is_in_development_mode() -> None:
+    assert Settings.from_env({}).development_auth
+    assert not Settings.from_env({"AUTH_TOKENS": "t=a:admin@*"}).development_auth
+    assert not Settings.from_env({"AUTH_JWT_SECRET": "s" * 32}).development_auth
 
-    assert actor is not None
-    assert (actor.id, actor.is_admin) == ("dev", True)
+
+@pytest.mark.parametrize(
+    ("entries", "fragment"),
+    [
+        ("tok-1=alice:admin@acme, secret-tok=bob:editor", "entry 2 (actor 'bob') grants no tenant"),
+        ("secret-tok=bob:editor@", "entry 1 (actor 'bob') grants no tenant"),
+        ("secret-tok=bob:wizard@acme", "unknown roles ['wizard']"),
+        ("secret-tok=bob:admin@acme|*", "@* grants every tenant"),
+        ("secret-tok=bob:admin@acme|bad tenant", "must look like"),
+        ("secret-tok=bob:admin@a/b", "invalid tenant ids"),
+        ("secret-tok=bob:admin@*,secret-tok=carol:admin@*", "repeats a token"),
+    ],
+)
+def test_a_bad_auth_tokens_entry_is_named_without_its_token(entries: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as error:
+        Settings.from_env({"AUTH_TOKENS": entries})
+
+    assert "secret-tok" not in str(error.value)
+
+
+def test_jwt_settings_are_checked_at_start(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+
+    assert Settings.from_env({"AUTH_JWT_JWKS": str(jwks)}).auth_jwt_jwks == str(jwks.resolve())
+    assert Settings.from_env({"AUTH_JWT_JWKS": "https://idp.example/jwks"}).auth_jwt_jwks.startswith("https:")
+    with pytest.raises(ConfigError, match="AUTH_JWT_JWKS"):
+        Settings.from_env({"AUTH_JWT_JWKS": str(tmp_path / "missing.json")})
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET must be at least 32 bytes"):
+        Settings.from_env({"AUTH_JWT_SECRET": "short"})
 
 
 def test_cors_origins_are_split_on_commas() -> None:

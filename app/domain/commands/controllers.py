@@ -13,6 +13,7 @@ from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatu
 from app.domain.commands.services import CommandService
 from app.lib.correlation import correlation_id_of
 from app.lib.openapi import errors, json_body
+from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.tenancy import ensure_same_tenant
 
@@ -68,16 +69,18 @@ class CommandController(Controller):
         request: Request,
         commands: NamedDependency[CommandService],
         tenant_id: NamedDependency[str],
+        actor: NamedDependency[Principal],
         data: CommandBody,
     ) -> CommandAccepted:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        correlation_id = await commands.submit(tenant_id, data, correlation_id_of(request.scope))
+        correlation_id = await commands.submit(tenant_id, data, correlation_id_of(request.scope), actor.id)
         return CommandAccepted(correlation_id=correlation_id, status="PENDING")
 
     @get(
         "/{correlation_id:str}",
         summary="A command's status",
-        description="Status, attempts, timestamps and the last error of the command with this correlationId.",
+        description="Status, attempts, timestamps and the last error of the command with this correlationId; "
+        "`actor` is whom it acts for (as sent), `submittedById` the authenticated actor who posted it.",
         responses=errors(400, 401, 403, 404),
     )
     async def get_command(

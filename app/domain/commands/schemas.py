@@ -47,6 +47,8 @@ class CommandStatusOut(CamelStruct):
     tenant_id: str
     command: str
     status: CommandStatus
+    actor: CommandActor
+    submitted_by_id: str | None
     attempts: int
     last_error: str | None
     created_at: Timestamp
@@ -61,6 +63,8 @@ class CommandStatusOut(CamelStruct):
             tenant_id=row.tenant_id,
             command=row.command,
             status=row.status,  # type: ignore[arg-type]
+            actor=CommandActor(user_id=row.actor.get("userId", "")),
+            submitted_by_id=row.submitted_by_id,
             attempts=row.attempts,
             last_error=row.last_error,
             created_at=timestamp(row.created_at),

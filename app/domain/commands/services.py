@@ -35,9 +35,9 @@ _encode = msgspec.json.encode
 _SUBMIT = """
 INSERT INTO commands (
     id, tenant_id, correlation_id, command, actor, context, payload, status, attempts,
-    available_at, request_correlation_id, created_at, updated_at
+    available_at, request_correlation_id, created_at, updated_at, submitted_by_id
 )
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, 'PENDING', 0, $9, $8, $9, $9)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, 'PENDING', 0, $9, $8, $9, $9, $10)
 ON CONFLICT ON CONSTRAINT uq_commands_tenant_correlation DO NOTHING
 RETURNING true
 """
@@ -55,8 +55,11 @@ class CommandService(SQLAlchemyAsyncRepositoryService[Command, CommandRepository
         self.session = self.repository.session
         self.statement_pool = statement_pool
 
-    async def submit(self, tenant_id: str, data: CommandIn, request_correlation_id: str | None) -> str:
+    async def submit(
+        self, tenant_id: str, data: CommandIn, request_correlation_id: str | None, submitted_by_id: str
+    ) -> str:
         """Write the command to the outbox (PENDING) in one statement; returns its correlationId.
+        ``submitted_by_id`` is the authenticated actor; ``data.actor`` is whom the command acts for.
 
         A trigger wakes the workers at commit. Outside an Idempotency-Key request the statement
         commits on its own (no BEGIN/COMMIT round trips, and no transaction held open while the
@@ -75,6 +78,7 @@ class CommandService(SQLAlchemyAsyncRepositoryService[Command, CommandRepository
                 _encode(data.payload).decode(),
                 request_correlation_id,
                 datetime.datetime.now(datetime.UTC),
+                submitted_by_id,
             )
         if inserted is None:
             raise Conflict(

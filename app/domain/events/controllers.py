@@ -15,20 +15,21 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
 from app.domain.events.hub import EventHub
 from app.domain.events.store import START, Position, position_of, read_after
-from app.lib.auth import BROWSER_AUTH_OPT
+from app.lib.auth import STREAM_AUTH_OPT, Authenticator
 from app.lib.errors import TenantRequired, ValidationFailed
 from app.lib.openapi import errors
-from app.lib.schema import timestamp
-from app.lib.tenancy import ensure_same_tenant, validate_tenant_id
+from app.lib.schema import CamelStruct, Timestamp, timestamp
+from app.lib.tenancy import ensure_granted, ensure_same_tenant, provide_tenant_id, validate_tenant_id
 
 __all__ = ["EventStreamController"]
 
@@ -37,7 +38,15 @@ _EVENT_ID = re.compile(r"[0-9]{1,19}")
 MAX_EVENT_ID = 2**63 - 1  # event ids are bigints
 
 
+class StreamTicketOut(CamelStruct):
+    """A stream ticket: put it into `?access_token=` of `/events/stream`."""
+
+    ticket: str
+    expires_at: Timestamp
+
+
 async def provide_stream_tenant(
+    request: Request[Any, Any, Any],
     x_tenant_id: Annotated[
         str | None,
         HeaderParameter(name="x-tenant-id", required=False, description="The tenant (or use ?tenantId=)."),
@@ -56,8 +65,9 @@ async def provide_stream_tenant(
     if x_tenant_id is not None:
         tenant_id = validate_tenant_id(x_tenant_id)
         ensure_same_tenant(tenant_id, tenant_query)
-        return tenant_id
-    return validate_tenant_id(tenant_query, field="tenantId")
+    else:
+        tenant_id = validate_tenant_id(tenant_query, field="tenantId")
+    return ensure_granted(request.scope.get("user"), tenant_id)
 
 
 def _event_id(value: str | None, field: str) -> int | None:
@@ -140,12 +150,15 @@ class EventStreamController(Controller):
             "correlation's events, so a client that subscribes after the work finished still gets the "
             "completion. A cursor older than the retained history gets an `event: resync` frame. "
             "Authentication: bearer header, `?access_token=` or an `access_token` cookie (EventSource "
-            "cannot send headers). Tenant: `x-tenant-id` or `?tenantId=`."
+            "cannot send headers); browsers should put a stream ticket there (POST "
+            "/events/stream-tickets), never a long-lived token. Tenant: `x-tenant-id` or `?tenantId=`; "
+            "a tenant the token is not granted is 403 TENANT_FORBIDDEN."
         ),
-        opt={BROWSER_AUTH_OPT: True},
+        opt={STREAM_AUTH_OPT: True},
         dependencies={"tenant_id": Provide(provide_stream_tenant)},
         media_type="text/event-stream",
         responses=errors(400, 401, 403),
+        security=[{"BearerToken": []}, {"StreamTicket": []}],
     )
     async def stream(
         self,
@@ -178,7 +191,10 @@ class EventStreamController(Controller):
         ] = None,
         access_token: Annotated[
             str | None,
-            QueryParameter(description="Bearer token, for EventSource clients.", max_length=4096),
+            QueryParameter(
+                description="A stream ticket (or another bearer token), for EventSource clients.",
+                max_length=4096,
+            ),
         ] = None,
     ) -> ASGIApp:
         settings: Settings = request.app.state.settings
@@ -200,6 +216,24 @@ class EventStreamController(Controller):
             # by the hub instead, once its bounded queue overflows (see ``Subscription.close``).
         )
         return _cancellable(response, cut_off)
+
+    @post(
+        "/stream-tickets",
+        status_code=HTTP_201_CREATED,
+        summary="Mint a stream ticket",
+        description="A short-lived token (STREAM_TICKET_SECONDS, default 300) that opens `/events/stream` "
+        "for the caller and this tenant only, and is refused everywhere else: what a browser puts into "
+        "`EventSource`'s `?access_token=` instead of a long-lived credential. Any role may mint one for "
+        "a tenant it is granted. Every API process of the deployment accepts it.",
+        dependencies={"tenant_id": Provide(provide_tenant_id)},
+        responses=errors(400, 401, 403, 413),
+    )
+    async def mint_stream_ticket(
+        self, request: Request[Any, Any, Any], tenant_id: NamedDependency[str]
+    ) -> StreamTicketOut:
+        authenticator: Authenticator = request.app.state.authenticator
+        ticket, expires_at = await authenticator.tickets.mint(request.user, tenant_id)
+        return StreamTicketOut(ticket=ticket, expires_at=timestamp(expires_at))
 
 
 def _cancellable(response: ASGIApp, cut_off: anyio.CancelScope) -> ASGIApp:

@@ -11,7 +11,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from app.config import Actor
 from app.domain.runs.reports import ExecutionReportService
 from app.domain.runs.schemas import (
     MAX_BATCH,
@@ -32,6 +31,7 @@ from app.domain.runs.schemas import (
 from app.domain.runs.services import RunService
 from app.lib.openapi import errors, json_batch, json_body
 from app.lib.pagination import Page, PageParams, build_page
+from app.lib.principals import Principal
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
 
@@ -135,7 +135,7 @@ class ExecutionReportController(Controller):
         self,
         reports: NamedDependency[ExecutionReportService],
         tenant_id: Tenant,
-        request: Request[Actor, Any, Any],
+        request: Request[Principal, Any, Any],
         script_id: FromPath[UUID],
         event_id: FromPath[UUID],
         data: TriggeredReportBody,
@@ -157,7 +157,7 @@ class ExecutionReportController(Controller):
         self,
         reports: NamedDependency[ExecutionReportService],
         tenant_id: Tenant,
-        request: Request[Actor, Any, Any],
+        request: Request[Principal, Any, Any],
         script_id: FromPath[UUID],
         schedule_id: FromPath[UUID],
         data: ScheduledReportBody,
@@ -181,7 +181,7 @@ class RunController(Controller):
         responses=errors(400, 401, 403, 404, 413, 422),
     )
     async def start_run(
-        self, runs: Runs, tenant_id: Tenant, request: Request[Actor, Any, Any], data: JSONBody[RunCreate]
+        self, runs: Runs, tenant_id: Tenant, request: Request[Principal, Any, Any], data: JSONBody[RunCreate]
     ) -> RunStarted:
         ensure_same_tenant(tenant_id, data.tenant_id)
         return RunStarted.of(await runs.start_run(tenant_id, request.user, data))

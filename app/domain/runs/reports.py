@@ -27,7 +27,6 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.domain.runs import queries
 from app.domain.runs.schemas import ExecutionReport, ScheduledExecutionReport, check_report
 from app.domain.runs.services import (
@@ -42,6 +41,7 @@ from app.domain.runs.services import (
 from app.domain.runs.steps import node_types_of, step_problems
 from app.lib.correlation import current_correlation_id
 from app.lib.errors import Conflict, NotFound, Unprocessable
+from app.lib.principals import Principal
 
 __all__ = ["ExecutionReportService"]
 
@@ -50,7 +50,7 @@ class ExecutionReportService(RunService):
     async def report_triggered(
         self,
         tenant_id: str,
-        actor: Actor,
+        actor: Principal,
         script_id: uuid.UUID,
         event_id: uuid.UUID,
         report: ExecutionReport,
@@ -78,7 +78,7 @@ class ExecutionReportService(RunService):
     async def report_scheduled(
         self,
         tenant_id: str,
-        actor: Actor,
+        actor: Principal,
         script_id: uuid.UUID,
         schedule_id: uuid.UUID,
         report: ScheduledExecutionReport,
@@ -112,7 +112,7 @@ class ExecutionReportService(RunService):
         self,
         driver: asyncpg.Connection,
         tenant_id: str,
-        actor: Actor,
+        actor: Principal,
         script_id: uuid.UUID,
         report: ExecutionReport,
         source: RunSource,

@@ -28,7 +28,6 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.domain.runs import queries
 from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
 from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
@@ -36,6 +35,7 @@ from app.lib.correlation import current_correlation_id
 from app.lib.db import statements
 from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.lib.pagination import PageParams
+from app.lib.principals import Principal
 from app.lib.uow import DEFER_COMMIT
 
 __all__ = ["API_RUN", "RunService", "RunSource", "TriggeredStart", "start_active_runs"]
@@ -190,7 +190,7 @@ class RunService:
     # ---- writes ------------------------------------------------------------------------------
 
     async def start_run(
-        self, tenant_id: str, actor: Actor, data: RunCreate, source: RunSource = API_RUN
+        self, tenant_id: str, actor: Principal, data: RunCreate, source: RunSource = API_RUN
     ) -> dict[str, Any]:
         """Start a run of a version of one of the tenant's scripts: one statement, one round trip."""
         async with statements(self.session, self.statement_pool) as driver:

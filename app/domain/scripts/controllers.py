@@ -12,7 +12,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.config import Actor
 from app.domain.scripts.audit import AuditService
 from app.domain.scripts.schemas import (
     AuditAction,
@@ -31,6 +30,7 @@ from app.domain.scripts.services import ScriptService, script_etag
 from app.lib.etag import IF_MATCH_PATTERN, parse_if_match
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
+from app.lib.principals import Principal
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
 
@@ -40,7 +40,7 @@ Scripts = NamedDependency[ScriptService]
 Audit = NamedDependency[AuditService]
 Window = NamedDependency[TimeWindow]
 Tenant = NamedDependency[str]
-CurrentActor = NamedDependency[Actor]
+CurrentActor = NamedDependency[Principal]
 Paging = NamedDependency[PageParams]
 IfMatch = Annotated[
     str | None,
@@ -157,7 +157,11 @@ class ScriptController(Controller):
         response_headers=ETAG_HEADER,
     )
     async def create_script(
-        self, request: Request[Actor, Any, Any], scripts: Scripts, tenant_id: Tenant, data: ScriptCreateBody
+        self,
+        request: Request[Principal, Any, Any],
+        scripts: Scripts,
+        tenant_id: Tenant,
+        data: ScriptCreateBody,
     ) -> Response[ScriptDetail]:
         ensure_same_tenant(tenant_id, data.tenant_id)
         script = await scripts.create_script(tenant_id, request.user, data)

@@ -19,7 +19,6 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.store import append_event
 from app.domain.scripts import diff, queries
@@ -30,6 +29,7 @@ from app.lib.db import Row, constraint_name, statements
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
+from app.lib.principals import Principal
 from app.lib.uow import commit
 
 __all__ = ["AuditRepository", "ScriptService", "script_etag"]
@@ -180,7 +180,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def create_script(self, tenant_id: str, actor: Actor, data: ScriptCreate) -> Row:
+    async def create_script(self, tenant_id: str, actor: Principal, data: ScriptCreate) -> Row:
         """The script, its CREATE audit entry and its Script.Created event, in one statement."""
         now = _now()
         async with statements(self.session, self.statement_pool) as connection:
@@ -207,7 +207,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     async def update_script(
         self,
         tenant_id: str,
-        actor: Actor,
+        actor: Principal,
         script_id: uuid.UUID,
         data: ScriptUpdate,
         if_match: list[str] | None = None,
@@ -260,7 +260,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         return await self.get_detail(tenant_id, script_id)
 
     async def create_version(
-        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: VersionCreate
+        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, data: VersionCreate
     ) -> ScriptVersion:
         validate_graph(data.graph_json)
         now = _now()
@@ -316,7 +316,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         return version
 
     async def publish(
-        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, version_number: int
+        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, version_number: int
     ) -> tuple[Script, ScriptVersion]:
         if not 1 <= version_number <= _MAX_VERSION:
             raise NotFound(f"Version {version_number} of this script does not exist.")
@@ -392,7 +392,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         self,
         tenant_id: str,
         script_id: uuid.UUID,
-        actor: Actor,
+        actor: Principal,
         action: str,
         *,
         now: datetime.datetime,

@@ -13,7 +13,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from app.config import Actor
 from app.db.triggers import Schedule
 from app.domain.triggers.schedules import ScheduleService, next_fire_times
 from app.domain.triggers.schemas import (
@@ -29,9 +28,9 @@ from app.domain.triggers.schemas import (
     SubscriptionOut,
 )
 from app.domain.triggers.services import EventTypeService, IncomingEventService, SubscriptionService
-from app.lib.auth import admin_guard
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
+from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.tenancy import ensure_same_tenant
 
@@ -45,7 +44,7 @@ __all__ = [
 ]
 
 Tenant = NamedDependency[str]
-CurrentActor = NamedDependency[Actor]
+CurrentActor = NamedDependency[Principal]
 Paging = NamedDependency[PageParams]
 
 EventTypeBody = Annotated[
@@ -114,7 +113,6 @@ class EventTypeController(Controller):
     @post(
         "/",
         status_code=HTTP_201_CREATED,
-        guards=[admin_guard],
         summary="Register an event type",
         description="Admin only (403 FORBIDDEN). Names match `^[A-Za-z][A-Za-z0-9_.]{0,99}$`; a name "
         "the tenant has, or a built-in lifecycle name, is 409 EVENT_TYPE_EXISTS.",
@@ -133,11 +131,10 @@ class EventTypeController(Controller):
 
 class SubscriptionController(Controller):
     """Trigger subscriptions for administrators. ``InternalSubscriptionController`` mounts the same
-    handlers under ``/internal`` for service callers, without the admin requirement."""
+    handlers under ``/internal`` for service callers (roles: app.lib.access)."""
 
     path = "/subjects/{subject:str}/subscriptions/triggers"
     tags = ["Trigger subscriptions"]
-    guards = [admin_guard]
     dependencies = {"subscriptions": Provide(create_service_provider(SubscriptionService))}
 
     @post(
@@ -147,8 +144,8 @@ class SubscriptionController(Controller):
         description="The subject is `[A-Za-z0-9_.:-]{1,128}` or `*` (every subject). `eventName` is one "
         "string (an array or an empty string is 400); an unknown event name or script is 404; an active "
         "subscription for the same subject and event, whatever its script, is 409 SUBSCRIPTION_EXISTS "
-        "(inactive ones do not count). Under `/subjects/…` the caller needs the admin role (403 "
-        "FORBIDDEN); under `/internal/subjects/…` any authenticated caller may.",
+        "(inactive ones do not count). Under `/subjects/…` the caller needs the admin role, under "
+        "`/internal/subjects/…` the service or admin role (403 FORBIDDEN otherwise).",
         responses=errors(400, 401, 403, 404, 409, 413),
     )
     async def subscribe(
@@ -200,11 +197,10 @@ class SubscriptionController(Controller):
 
 
 class InternalSubscriptionController(SubscriptionController):
-    """The same routes for internal services: any authenticated caller, no admin role needed."""
+    """The same routes for internal services: the service (or admin) role, see app.lib.access."""
 
     path = "/internal/subjects/{subject:str}/subscriptions/triggers"
     tags = ["Trigger subscriptions (internal)"]
-    guards = None
 
 
 class IncomingEventController(Controller):

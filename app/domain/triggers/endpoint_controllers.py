@@ -13,15 +13,16 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from app.config import Actor, Settings
+from app.config import Settings
 from app.domain.triggers.endpoints import EndpointService, HookRequest, resolve_route
 from app.domain.triggers.schemas import EndpointCreate, EndpointOut, HookAccepted
-from app.lib.auth import PUBLIC_OPT, bearer_token
-from app.lib.errors import NotFound
+from app.lib.auth import PUBLIC_OPT, Authenticator, bearer_token
+from app.lib.errors import ApiError, NotFound, PayloadTooLarge
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
+from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
-from app.lib.tenancy import ensure_same_tenant
+from app.lib.tenancy import ensure_granted, ensure_same_tenant
 
 __all__ = ["HookController", "ScriptEndpointController"]
 
@@ -55,7 +56,7 @@ class ScriptEndpointController(Controller):
         self,
         endpoints: Endpoints,
         tenant_id: Tenant,
-        actor: NamedDependency[Actor],
+        actor: NamedDependency[Principal],
         script_id: FromPath[UUID],
         data: EndpointBody,
     ) -> EndpointOut:
@@ -136,6 +137,37 @@ class HookController(Controller):
         return await _call(request, endpoints, tenant_id, route)
 
 
+async def _caller(
+    request: Request[Any, Any, Any], tenant_id: str
+) -> tuple[Principal | None, ApiError | None]:
+    """The caller, and why there is none. A public endpoint treats a missing, invalid or
+    foreign token alike (an anonymous call); one with ``authRequired`` answers with the reason:
+    401 for a missing or invalid token, 403 TENANT_FORBIDDEN for a token not granted the tenant."""
+    token = bearer_token(request)
+    if token is None:
+        return None, None
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        principal = await authenticator.principal(token)
+        ensure_granted(principal, tenant_id)
+    except ApiError as refusal:
+        return None, refusal
+    return principal, None
+
+
+async def _body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The body, at most HOOK_MAX_BODY_BYTES (413 beyond, checked before and while reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"A custom endpoint accepts bodies of at most {limit} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"A custom endpoint accepts bodies of at most {limit} bytes.")
+    return bytes(body)
+
+
 async def _call(
     request: Request[Any, Any, Any], endpoints: EndpointService, tenant_id: str, route: str
 ) -> HookAccepted:
@@ -145,15 +177,16 @@ async def _call(
     if resolved is None:
         raise NotFound("No endpoint at this path.")
     settings: Settings = request.app.state.settings
-    token = bearer_token(request)
+    principal, refusal = await _caller(request, tenant_id)
     hook = HookRequest(
         tenant_id=tenant_id,
         method=request.method,
         route=resolved,
-        actor=settings.actor_for_token(token) if token is not None else None,
+        principal=principal,
+        refusal=refusal,
         headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
         query=list(request.query_params.multi_items()),
-        body=await request.body(),
+        body=await _body(request, settings.hook_max_body_bytes),
         content_type=request.headers.get("content-type", ""),
     )
     return HookAccepted(run_id=await endpoints.start_from_request(hook))

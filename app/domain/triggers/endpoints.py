@@ -6,9 +6,12 @@ standard shape, ``{endpoint, authenticated, headers, query, body}``, with secret
 the headers (see ``is_secret_header``).
 
 ``/hooks`` is outside the global bearer authentication (its callers are often third parties);
-an endpoint with ``authRequired`` checks the token itself. Anything about the path that is not
-a plain registered route (``..``, ``.``, ``//``, encoded slashes or dots, a bad tenant id) is
-simply no endpoint: 404.
+an endpoint with ``authRequired`` checks the token itself (valid, and granted the tenant), and one
+with a signing secret checks the ``Scriptworks-Signature`` of every request (``signatures.py``).
+Secret query parameters (``SECRET_QUERY_NAMES``) are stored as ``[redacted]``.
+
+Anything about the path that is not a plain registered route (``..``, ``.``, ``//``, encoded
+slashes or dots, a bad tenant id) is simply no endpoint: 404.
 """
 
 from __future__ import annotations
@@ -27,22 +30,25 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.db.scripts import Script
 from app.db.triggers import Endpoint
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import ROUTE_PATTERN, EndpointCreate
 from app.domain.triggers.services import ensure_script
+from app.domain.triggers.signatures import SIGNATURE_HEADER
+from app.domain.triggers.signatures import verify as verify_signature
 from app.lib.correlation import current_correlation_id
 from app.lib.db import driver_connection
-from app.lib.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
+from app.lib.principals import Principal
 from app.lib.tenancy import TENANT_PATTERN
 from app.lib.uow import commit
 
 __all__ = [
     "SECRET_HEADER_NAMES",
     "SECRET_HEADER_PARTS",
+    "SECRET_QUERY_NAMES",
     "EndpointService",
     "HookRequest",
     "is_secret_header",
@@ -66,6 +72,9 @@ SECRET_HEADER_PARTS = (
     "signature",
     "credential",
 )
+# Query parameters that carry credentials: kept by name, their values replaced.
+SECRET_QUERY_NAMES = frozenset({"token", "access_token", "key", "api_key", "secret", "signature", "password"})
+REDACTED = "[redacted]"
 # Percent-encoded '/', '\' and '.' have no business in a route.
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|2e)", re.IGNORECASE)
 
@@ -129,11 +138,16 @@ class HookRequest:
     tenant_id: str
     method: str
     route: str
-    actor: Actor | None  # the caller of a valid bearer token, if one was sent
+    principal: Principal | None  # the caller of a valid bearer token granted the tenant, if sent
+    refusal: ApiError | None  # why there is no principal, for endpoints that require one
     headers: list[tuple[str, str]]
     query: list[tuple[str, str]]
     body: bytes
     content_type: str
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
 
     def event_data(self, endpoint: Endpoint) -> dict[str, Any]:
         headers: dict[str, str] = {}
@@ -149,9 +163,14 @@ class HookRequest:
                 "route": endpoint.route,
                 "path": f"/hooks/{endpoint.tenant_id}/{endpoint.route}",
             },
-            "authenticated": self.actor is not None,
+            "authenticated": self.principal is not None,
             "headers": headers,
-            "query": _multi(self.query),
+            "query": _multi(
+                [
+                    (name, REDACTED if name.lower() in SECRET_QUERY_NAMES else value)
+                    for name, value in self.query
+                ]
+            ),
             "body": request_body_value(self.body, self.content_type),
         }
 
@@ -178,7 +197,7 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
         )
 
     async def create_endpoint(
-        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: EndpointCreate
+        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, data: EndpointCreate
     ) -> Endpoint:
         if "//" in data.route or data.route.endswith("/"):
             raise ValidationFailed(
@@ -197,6 +216,7 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
                     method=data.method,
                     route=data.route,
                     auth_required=data.auth_required,
+                    signing_secret=data.signing_secret,
                     created_by_id=actor.id,
                     created_at=now,
                     updated_at=now,
@@ -243,8 +263,13 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
         if found is None:
             raise NotFound(f"No endpoint for {request.method} /hooks/{request.tenant_id}/{request.route}.")
         endpoint, active_version_id = found
-        if endpoint.auth_required and request.actor is None:
-            raise Unauthorized("This endpoint requires 'Authorization: Bearer <token>' with a valid token.")
+        if endpoint.signing_secret is not None:
+            verify_signature(endpoint.signing_secret, request.header(SIGNATURE_HEADER), request.body)
+        if endpoint.auth_required and request.principal is None:
+            raise request.refusal or Unauthorized(
+                "This endpoint requires 'Authorization: Bearer <token>' with a valid token.",
+                headers={"WWW-Authenticate": 'Bearer realm="scriptworks"'},
+            )
         if active_version_id is None:
             raise NotFound("The endpoint's script has no published (active) version to run.")
         source = RunSource(trigger_type="ENDPOINT_REQUEST", event_data=request.event_data(endpoint))
@@ -252,7 +277,7 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
             tenant_id=request.tenant_id,
             script_id=endpoint.script_id,
             source=source,
-            started_by_id=request.actor.id if request.actor is not None else None,
+            started_by_id=request.principal.id if request.principal is not None else None,
         )
         started = await start_active_runs(
             await driver_connection(self.session), [start], correlation_id=current_correlation_id()

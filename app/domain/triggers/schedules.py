@@ -18,13 +18,13 @@ from msgspec import UNSET
 from sqlalchemy import exists, select, update
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.db.triggers import Schedule
 from app.domain.triggers.cron import CronError, CronSchedule, normalize_cron, validate_timezone
 from app.domain.triggers.schemas import ScheduleCreate, ScheduleUpdate
 from app.domain.triggers.services import ensure_script
 from app.lib.errors import NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
+from app.lib.principals import Principal
 from app.lib.uow import commit
 
 __all__ = ["NEXT_FIRE_TIMES_SHOWN", "ScheduleService", "cron_schedule", "next_fire_times"]
@@ -87,7 +87,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         return row
 
     async def create_schedule(
-        self, tenant_id: str, actor: Actor, script_id: uuid.UUID, data: ScheduleCreate
+        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, data: ScheduleCreate
     ) -> Schedule:
         cron = cron_schedule(data.cron, data.timezone)
         await ensure_script(self.session, tenant_id, script_id)
@@ -113,7 +113,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         return row
 
     async def update_schedule(
-        self, tenant_id: str, actor: Actor, schedule_id: uuid.UUID, data: ScheduleUpdate
+        self, tenant_id: str, actor: Principal, schedule_id: uuid.UUID, data: ScheduleUpdate
     ) -> Schedule:
         # Locked: a scheduler pass holding this schedule finishes first (and one that comes
         # later skips it while we hold it), so the recomputed fire time is never overwritten.

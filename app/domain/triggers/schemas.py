@@ -283,10 +283,23 @@ class ScheduleOut(CamelStruct):
 # ---- endpoints -------------------------------------------------------------------------------
 
 
+SigningSecret = Annotated[
+    str,
+    Meta(
+        min_length=32,
+        max_length=256,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Write-only (never returned): requests must then carry a Scriptworks-Signature made "
+        "with it. 32-256 printable characters.",
+    ),
+]
+
+
 class EndpointCreate(CamelStruct):
     method: HttpMethod
     route: Route
     auth_required: bool = True
+    signing_secret: SigningSecret | None = None
     tenant_id: TenantClaim | None = None
 
 
@@ -297,6 +310,7 @@ class EndpointOut(CamelStruct):
     method: HttpMethod
     route: str
     auth_required: bool
+    signature_required: bool
     url_path: str
     created_by_id: str
     created_at: Timestamp
@@ -310,6 +324,7 @@ class EndpointOut(CamelStruct):
             method=row.method,  # type: ignore[arg-type]
             route=row.route,
             auth_required=row.auth_required,
+            signature_required=row.signing_secret is not None,
             url_path=f"/hooks/{row.tenant_id}/{row.route}",
             created_by_id=row.created_by_id,
             created_at=timestamp(row.created_at),

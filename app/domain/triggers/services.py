@@ -24,7 +24,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from app.config import Actor
 from app.db.scripts import Script
 from app.db.triggers import EventType, IncomingEvent, TriggerSubscription
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
@@ -43,6 +42,7 @@ from app.lib.correlation import current_correlation_id
 from app.lib.db import driver_connection
 from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams, decode_cursor
+from app.lib.principals import Principal
 from app.lib.uow import commit
 
 __all__ = [
@@ -141,7 +141,7 @@ class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepo
         items.sort(key=lambda item: item[0], reverse=True)
         return items[: page.limit + 1]
 
-    async def create_event_type(self, tenant_id: str, actor: Actor, data: EventTypeCreate) -> EventType:
+    async def create_event_type(self, tenant_id: str, actor: Principal, data: EventTypeCreate) -> EventType:
         if data.name in LIFECYCLE_EVENTS:
             raise _event_type_exists(data.name)
         now = _now()
@@ -201,7 +201,7 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
         return list(await self.repository.get_many(Keyset(("created_at", "id"), page), *conditions))
 
     async def subscribe(
-        self, tenant_id: str, actor: Actor, subject: str, data: SubscriptionCreate
+        self, tenant_id: str, actor: Principal, subject: str, data: SubscriptionCreate
     ) -> TriggerSubscription:
         validate_subject(subject)
         await ensure_event_name(self.session, tenant_id, data.event_name)
@@ -284,7 +284,7 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
             raise NotFound("No incoming event with this id.")
         return row
 
-    async def receive(self, tenant_id: str, actor: Actor, data: EventIn) -> EventAccepted:
+    async def receive(self, tenant_id: str, actor: Principal, data: EventIn) -> EventAccepted:
         """Store the event and start a run of every matching script, all in one transaction."""
         await ensure_event_name(self.session, tenant_id, data.event_name)
         now = _now()
