@@ -19,11 +19,19 @@ from litestar.openapi.spec import (
 from litestar.params import BodyKwarg
 
 from app.lib.errors import ErrorBody
+from app.lib.principals import ROLES
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-__all__ = ["IdempotentOperation", "document_idempotency", "errors", "json_batch", "json_body"]
+__all__ = [
+    "IdempotentOperation",
+    "document_access",
+    "document_idempotency",
+    "errors",
+    "json_batch",
+    "json_body",
+]
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: (
@@ -130,8 +138,8 @@ _IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
     param_in=ParamType.HEADER,
     required=False,
-    description="Makes a retry safe: the first request with this key (per tenant) is processed, and "
-    "any later one with the same method, path and body gets the stored answer again, with "
+    description="Makes a retry safe: the first request with this key (per tenant and actor) is processed, "
+    "and any later one with the same method, path and body gets the stored answer again, with "
     "`Idempotent-Replayed: true`. Keys are kept for IDEMPOTENCY_TTL_HOURS (24).",
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[\x20-\x7e]{1,255}$"),
 )
@@ -172,3 +180,23 @@ def document_idempotency(app: Litestar) -> None:
                     for status, (description, code, message) in _IDEMPOTENCY_ERRORS.items()
                 }
                 handler.responses = {**added, **(handler.responses or {})}
+
+
+def document_access(app: Litestar) -> None:
+    """Each operation's description ends with the roles that may call it, read from the one
+    table that enforces them (``app.lib.access.ACCESS``)."""
+    from app.lib.access import access_of
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            methods = sorted(handler.http_methods - {"OPTIONS", "HEAD"})
+            rules = {access_of(method, route.path_format) for method in methods}
+            if len(rules) != 1 or (access := rules.pop()) is None:
+                continue
+            if access.public:
+                note = "No bearer token needed."
+            elif access.roles is not None and access.roles >= ROLES:
+                note = "Roles: any (every role may read)."
+            else:
+                note = f"Roles: {access.describe()} (403 FORBIDDEN otherwise)."
+            handler.description = f"{handler.description or ''}\n\n{note}".strip()

@@ -47,7 +47,7 @@ from app.lib.errors import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
-from app.lib.openapi import document_idempotency
+from app.lib.openapi import document_access, document_idempotency
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import rate_limit_config
@@ -78,15 +78,23 @@ open `/events/stream` with a short-lived stream ticket (`POST /events/stream-tic
 Errors are always `{code, message, details}`.
 """
 
+# Either kind of bearer token (OpenAPI: alternatives are separate requirement objects).
+BEARER: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"StaticToken": []}]
 SECURITY_SCHEMES = {
-    "BearerToken": SecurityScheme(
+    "BearerJWT": SecurityScheme(
         type="http",
         scheme="bearer",
-        bearer_format="JWT or opaque",
-        description="A static token of AUTH_TOKENS (`token=actor:role1|role2@tenantA|tenantB`), or a JWT "
-        "signed with AUTH_JWT_SECRET (HS256) or a key of the AUTH_JWT_JWKS set (RS256, ES256, EdDSA): "
-        "`sub` is the actor, `roles` and `tenants` (a list, or `*`) its grants, `exp` required. With "
-        "neither configured (development mode) any non-empty token is the admin `dev` of every tenant.",
+        bearer_format="JWT",
+        description="A JWT signed with AUTH_JWT_SECRET (HS256) or a key of the AUTH_JWT_JWKS set (RS256, "
+        "ES256, EdDSA): `sub` is the actor, `roles` and `tenants` (a list, or `*`) its grants (claim "
+        "names configurable), `exp` required, `iss`/`aud` checked when configured.",
+    ),
+    "StaticToken": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="A static token of AUTH_TOKENS (`token=actor:role1|role2@tenantA|tenantB`). With "
+        "neither static tokens nor JWT configured (development mode, loopback only) any non-empty "
+        "token is the admin `dev` of every tenant.",
     ),
     "StreamTicket": SecurityScheme(
         type="apiKey",
@@ -228,7 +236,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             servers=[Server(url="http://127.0.0.1:8000", description="Local development")],
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(security_schemes=SECURITY_SCHEMES),
-            security=[{"BearerToken": []}],
+            security=BEARER,
             tags=[
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
                 Tag(name="Commands", description="Commands for integrations, drained by the outbox worker."),
@@ -262,5 +270,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.authenticator = Authenticator(settings, _stream_ticket_key(settings, app))
     document_idempotency(app)
+    document_access(app)
     check_every_route_has_access(app)
     return app

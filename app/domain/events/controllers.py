@@ -158,7 +158,7 @@ class EventStreamController(Controller):
         dependencies={"tenant_id": Provide(provide_stream_tenant)},
         media_type="text/event-stream",
         responses=errors(400, 401, 403),
-        security=[{"BearerToken": []}, {"StreamTicket": []}],
+        security=[{"StreamTicket": []}, {"BearerJWT": []}, {"StaticToken": []}],
     )
     async def stream(
         self,

@@ -102,7 +102,7 @@ _HOOK_ROUTE: dict[str, Any] = {
     "Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
     "responses": errors(400, 401, 404, 413, 429),
     "opt": {PUBLIC_OPT: True, RATE_LIMIT_OPT: "hooks"},
-    "security": [{}, {"BearerToken": []}],
+    "security": [{}, {"BearerJWT": []}, {"StaticToken": []}],
 }
 
 
