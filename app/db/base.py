@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from advanced_alchemy.base import UUIDv7AuditBase
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, declarative_mixin, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 __all__ = ["Base", "TenantScoped"]
 
 Base = UUIDv7AuditBase
 
 
-@declarative_mixin
 class TenantScoped:
-    """Rows that belong to one tenant; every query of such a table filters on it."""
+    """Rows that belong to one tenant; every query of such a table filters on it.
+
+    A plain mixin: declarative maps the columns of every class a mapped class inherits from.
+    """
 
     tenant_id: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["repeat_until_stopped", "wait_for_event"]
+__all__ = ["finish_or_cancel", "repeat_until_stopped", "wait_for_event"]
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -19,6 +20,24 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
+
+
+async def finish_or_cancel(task: asyncio.Task[Any], grace_seconds: float) -> None:
+    """Give ``task`` up to ``grace_seconds`` to finish, then cancel it; return once it has ended.
+
+    What the task raised (its own cancellation included) is not raised here: the caller is
+    stopping it. A cancellation of the caller still propagates, after cancelling the task too.
+    ``asyncio.wait`` rather than ``asyncio.wait_for`` for the reason given above: ``wait_for``
+    can swallow the caller's cancellation when it arrives just as the task finishes.
+    """
+    try:
+        await asyncio.wait({task}, timeout=grace_seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def repeat_until_stopped(

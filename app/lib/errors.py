@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from advanced_alchemy import exceptions as aa_exc
-from asyncpg.exceptions import _base as asyncpg_exc
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -329,14 +328,14 @@ def _bad_value(exc: BaseException) -> str | None:
 
     advanced-alchemy reports every failed statement as its IntegrityError, and the driver raises
     on values it cannot encode (a date-time beyond year 9999 in UTC, an integer beyond the
-    column's range): the cause decides, so these are a 400 rather than a 409 or a 500.
+    column's range): the cause decides, so these are a 400 rather than a 409 or a 500. The
+    driver's refusals are ``asyncpg.exceptions.DataError``, SQLSTATE 22000, so the SQLSTATE
+    covers them as well as the server's.
     """
     for error in _chain(exc):
         sqlstate = getattr(error, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith("22"):
             return _DATA_EXCEPTIONS.get(sqlstate, "a value is out of range or otherwise not acceptable")
-        if isinstance(error, asyncpg_exc.DataError):
-            return "a value is out of range"
     return None
 
 

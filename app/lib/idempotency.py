@@ -29,7 +29,6 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state, set_aa_scope_state
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import Message, Receive, Scope, Send
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.lib.principals import Principal
 
-__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "IdempotencyMiddleware"]
+__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "IdempotencyMiddleware", "owned_session"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -57,6 +56,15 @@ _KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Response headers a client relies on when it gets the replay instead of the original.
 _KEPT_HEADERS = ("content-type", "location", "etag", "last-modified")
+# Where in the request's state (``Request.state``) the session of an owned transaction is kept.
+_OWNED_SESSION = "scriptworks.idempotency_session"
+
+
+def owned_session(scope: Scope) -> AsyncSession | None:
+    """The session of the request's transaction when this layer owns one (a POST with a key),
+    else None. The session is also the request's advanced-alchemy session, so services that ask
+    the database config for a session get this one."""
+    return scope["state"].get(_OWNED_SESSION)
 
 
 class _Held:
@@ -111,8 +119,8 @@ class IdempotencyMiddleware(ASGIMiddleware):
         body = await _read_body(receive, self.settings.max_body_bytes, headers)
         fingerprint = _fingerprint(scope, body)
 
-        session: AsyncSession = scope["app"].state[self.database.session_maker_app_state_key]()
-        set_aa_scope_state(scope, self.database.session_scope_key, session)
+        session = self.database.provide_session(scope["app"].state, scope)
+        scope["state"][_OWNED_SESSION] = session
         session.info[DEFER_COMMIT] = True
         try:
             locked = await session.scalar(
@@ -159,8 +167,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 await send_error(scope, send, error)
                 return
         finally:
-            if get_aa_scope_state(scope, self.database.session_scope_key) is session:
-                await session.close()
+            del scope["state"][_OWNED_SESSION]
+            # Closing twice is harmless: a replay or an error sent above has closed it already.
+            await session.close()
         for message in held.messages:
             await send(message)
 

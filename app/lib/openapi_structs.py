@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.plugins import OpenAPISchemaPlugin, OpenAPISchemaPluginProtocol
 
 if TYPE_CHECKING:
-    from litestar._openapi.schema_generation import SchemaCreator
+    from collections.abc import Iterable
+
     from litestar.typing import FieldDefinition
 
 __all__ = ["PreciseStructSchemaPlugin"]
@@ -46,9 +47,22 @@ _BOUNDS = {
 }
 
 
-class PreciseStructSchemaPlugin(StructSchemaPlugin):
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
-        schema = super().to_openapi_schema(field_definition, schema_creator)
+class PreciseStructSchemaPlugin(OpenAPISchemaPlugin):
+    """Takes every struct before Litestar's plugin does, has that plugin build the schema, and
+    completes it.
+
+    Litestar exports no struct plugin to subclass, so this one finds it among the plugins the
+    schema creator consults (the protocol hands the creator to every plugin; its class is not
+    public, hence ``Any``): the first other plugin that takes the struct, as Litestar would pick
+    it without this one.
+    """
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return not field_definition.is_union and field_definition.is_subclass_of(msgspec.Struct)
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        litestar_plugin = _next_plugin(field_definition, schema_creator.plugins)
+        schema = litestar_plugin.to_openapi_schema(field_definition, schema_creator)
         info = msgspec.inspect.type_info(field_definition.type_)
         if not isinstance(info, msgspec.inspect.StructType):
             return schema
@@ -59,6 +73,23 @@ class PreciseStructSchemaPlugin(StructSchemaPlugin):
             if isinstance(prop, Schema):
                 _constrain(prop, field.type)
         return schema
+
+
+def _next_plugin(
+    field_definition: FieldDefinition, plugins: Iterable[OpenAPISchemaPluginProtocol]
+) -> OpenAPISchemaPluginProtocol:
+    """The plugin Litestar would have picked for the field, were ``PreciseStructSchemaPlugin`` absent."""
+    for plugin in plugins:
+        if isinstance(plugin, PreciseStructSchemaPlugin):
+            continue
+        supported = (
+            plugin.is_plugin_supported_field(field_definition)
+            if isinstance(plugin, OpenAPISchemaPlugin)
+            else plugin.is_plugin_supported_type(field_definition.annotation)
+        )
+        if supported:
+            return plugin
+    raise LookupError(f"no other OpenAPI schema plugin documents {field_definition.annotation!r}")
 
 
 def _constrain(schema: Schema, info: Any) -> None:

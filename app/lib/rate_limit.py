@@ -1,65 +1,55 @@
 """Rate limits per tenant on the routes that let outsiders create work: ``POST /commands``,
 ``POST /events`` and ``/hooks/…``.
 
-Litestar's ``RateLimitMiddleware`` and ``RateLimitConfig`` frame it (a fixed window per key,
-the ``RateLimit-*`` headers, the ``rate_limit`` store); this module says which routes count
-(those whose handler opt names a limit group), what a key is (the group and the tenant: the
-``tenant_id`` path parameter of ``/hooks``, else the ``x-tenant-id`` header), and answers a
-refusal in the standard error shape with ``Retry-After``. Each group counts separately, so a
-flood of webhooks does not starve a tenant's commands.
+A route counts when its handler's opt names a limit group (``RATE_LIMIT_OPT``); a key is the
+group and the tenant (the ``tenant_id`` path parameter of ``/hooks``, else the ``x-tenant-id``
+header). Each key has a fixed window: it opens with the key's first request and ends a minute
+later, and a refused request does not count. Beyond the limit the answer is 429
+``RATE_LIMIT_EXCEEDED`` in the standard error shape with ``Retry-After``; every counted response
+carries the ``RateLimit-*`` headers. Each group counts separately, so a flood of webhooks does
+not starve a tenant's commands.
 
-With the default in-memory store the counts live in the process (``FixedWindows``; see there
-why) and the limit holds per process: behind N API processes a tenant gets up to N times the
-limit unless the app's ``rate_limit`` store is replaced by a shared one (e.g. Litestar's
-``RedisStore``), which is then used as Litestar uses it.
+The counts live where the app's ``rate_limit`` store says, the store Litestar's own rate limiting
+uses: with Litestar's default in-memory store, in this process (``FixedWindows``), so behind N
+API processes a tenant gets up to N times the limit; with any other store (e.g. Litestar's
+``RedisStore``), in that store (``StoreWindows``), one limit for every process sharing it.
+
+Written here rather than with Litestar's ``RateLimitMiddleware``: that one is built on the
+deprecated ``AbstractMiddleware``, keeps a list of every request's timestamp per key (up to the
+limit), JSON-encodes it back into the store on every request, and does so under one process-wide
+lock held across three event-loop yields. Every limited request of the process queued behind
+that lock; at 500 requests/s it added some 35 ms of waiting to each ``POST /commands``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
-from litestar.middleware.rate_limit import DURATION_VALUES, RateLimitConfig, RateLimitMiddleware
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 from litestar.stores.memory import MemoryStore
 
 from app.lib.errors import RateLimited
 
 if TYPE_CHECKING:
-    from litestar import Request
-    from litestar.types import Message, Receive, Scope, Send
+    from litestar.stores.base import Store
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RATE_LIMIT_OPT", "rate_limit_config"]
+__all__ = ["RATE_LIMIT_OPT", "RATE_LIMIT_STORE", "FixedWindows", "StoreWindows", "TenantRateLimitMiddleware"]
 
 # Route opt: the name of the limit group the route counts against.
 RATE_LIMIT_OPT = "rate_limit_group"
-
-
-def _group(request: Request[Any, Any, Any]) -> str | None:
-    handler = request.scope.get("route_handler")
-    return None if handler is None else handler.opt.get(RATE_LIMIT_OPT)
-
-
-def _identifier(request: Request[Any, Any, Any]) -> str:
-    # The path names the tenant of /hooks; a header there must not pick another tenant's bucket.
-    tenant = request.path_params.get("tenant_id") or request.headers.get("x-tenant-id")
-    if not tenant:
-        # No tenant: the route will refuse the request anyway; count it per client address.
-        tenant = f"address:{request.client.host if request.client else 'unknown'}"
-    return f"{_group(request)}:{tenant}"
+# The app's store (``Litestar.stores``) holding the counts; Litestar's rate limiting uses it too.
+RATE_LIMIT_STORE = "rate_limit"
+_PERIOD = 60  # seconds: the limit is per minute
+_SWEEP_AT = 10_000
+_LOCK_STRIPES = 64
 
 
 class FixedWindows:
-    """Per-key request counts in fixed windows, in this process's memory, with no awaits.
-
-    Written here rather than taken from Litestar's middleware as is: its in-memory path keeps a
-    list of every request's timestamp per key (up to the limit), JSON-encodes it back into the
-    store on every request, and does so under one process-wide lock held across three
-    event-loop yields (the lock and the store's own locks). Every limited request of the process
-    queues behind that lock; at 500 requests/s it added some 35 ms of waiting to each
-    ``POST /commands``. The window rule is Litestar's (a window opens with a key's first request
-    and resets a period later); a count replaces the list.
-    """
+    """Per-key request counts in fixed windows, in this process's memory, with no awaits."""
 
     __slots__ = ("_counts", "_period")
 
@@ -86,83 +76,108 @@ class FixedWindows:
             del self._counts[key]
 
 
-_SWEEP_AT = 10_000
+class StoreWindows:
+    """The same windows kept in a Litestar ``Store``, shared by every process that uses it.
 
-
-@dataclass
-class TenantRateLimitConfig(RateLimitConfig):
-    windows: FixedWindows = field(default_factory=lambda: FixedWindows(DURATION_VALUES["minute"]))
-
-
-class TenantRateLimitMiddleware(RateLimitMiddleware):
-    """Litestar's middleware, refusing with 429 ``RATE_LIMIT_EXCEEDED`` and ``Retry-After``.
-
-    Counts in ``FixedWindows`` while the ``rate_limit`` store is the default in-memory one; a
-    shared store configured for that name (e.g. Litestar's ``RedisStore``) is used as Litestar
-    uses it, for one limit across processes.
+    A store offers get and set, no increment: a count is read, then written back. Within the
+    process a lock per stripe of keys keeps two requests of one key from both reading the same
+    count; across processes two such requests may still both pass, as with Litestar's own
+    store-backed limit.
     """
 
-    config: TenantRateLimitConfig
+    __slots__ = ("_locks", "_period", "store")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, store: Store, period: int) -> None:
+        self.store = store
+        self._period = period
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+
+    async def hit(self, key: str, limit: int) -> tuple[bool, int, int]:
+        """Count a request unless the key is at its limit: (allowed, requests, reset time)."""
+        async with self._locks[hash(key) % _LOCK_STRIPES]:
+            now = int(time.time())
+            count, reset = _decode(await self.store.get(key))
+            if reset <= now:
+                count, reset = 0, now + self._period
+            if count >= limit:
+                return False, count, reset
+            count += 1
+            await self.store.set(key, f"{count} {reset}", expires_in=reset - now)
+            return True, count, reset
+
+
+def _decode(stored: bytes | None) -> tuple[int, int]:
+    """(requests, reset time) of a stored window; an absent or unreadable one has ended."""
+    count, _, reset = (stored or b"").partition(b" ")
+    return (int(count), int(reset)) if count.isdigit() and reset.isdigit() else (0, 0)
+
+
+class TenantRateLimitMiddleware(ASGIMiddleware):
+    """Counts the requests of limited routes per group and tenant; refuses those beyond the limit."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, requests_per_minute: int) -> None:
+        self.limit = requests_per_minute
+        self._local = FixedWindows(_PERIOD)
+        self._shared: StoreWindows | None = None
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         handler = scope.get("route_handler")
-        if handler is None or handler.opt.get(RATE_LIMIT_OPT) is None:
-            await self.app(scope, receive, send)  # most routes have no limit: cost them nothing
+        group = None if handler is None else handler.opt.get(RATE_LIMIT_OPT)
+        if group is None:
+            await next_app(scope, receive, send)  # most routes have no limit: cost them nothing
             return
-        app = scope["litestar_app"]
-        request: Request[Any, Any, Any] = app.request_class(scope)
-        store = self.config.get_store_from_app(app)
-        key = self.cache_key_from_request(request)
-        if isinstance(store, MemoryStore):
-            allowed, count, reset = self.config.windows.hit(key, self.max_requests)
-            headers = self._headers(count, reset)
-            if not allowed:
-                self._refuse(reset, headers)
+        key = f"{group}:{_tenant(scope)}"
+        windows = self._windows(scope["litestar_app"].stores.get(RATE_LIMIT_STORE))
+        if windows is None:
+            allowed, count, reset = self._local.hit(key, self.limit)
         else:
-            async with self._lock:
-                history = await self.retrieve_cached_history(key, store)
-                headers = self.create_response_headers(history)
-                if len(history.history) >= self.max_requests:
-                    self._refuse(history.reset, headers)
-                await self.set_cached_history(key=key, cache_object=history, store=store)
-                headers = self.create_response_headers(history)
-        await self.app(scope, receive, self._with_headers(send, headers))
+            allowed, count, reset = await windows.hit(f"tenant-rate-limit::{key}", self.limit)
+        headers = self._headers(count, reset)
+        if not allowed:
+            raise RateLimited(
+                "Too many requests for this tenant; retry later.",
+                headers={"Retry-After": str(max(1, reset - int(time.time()))), **headers},
+            )
+        await next_app(scope, receive, _with_headers(send, headers))
 
-    @staticmethod
-    def _refuse(reset: int, headers: dict[str, str]) -> NoReturn:
-        raise RateLimited(
-            "Too many requests for this tenant; retry later.",
-            headers={"Retry-After": str(max(1, reset - int(time.time()))), **headers},
-        )
+    def _windows(self, store: Store) -> StoreWindows | None:
+        """The windows in ``store``; None for Litestar's default in-memory store (in-process counts)."""
+        if isinstance(store, MemoryStore):
+            return None
+        if self._shared is None or self._shared.store is not store:
+            self._shared = StoreWindows(store, _PERIOD)
+        return self._shared
 
     def _headers(self, count: int, reset: int) -> dict[str, str]:
-        # The headers of Litestar's ``create_response_headers``, from a count.
-        config = self.config
         return {
-            config.rate_limit_policy_header_key: f"{self.max_requests}; w={DURATION_VALUES[self.unit]}",
-            config.rate_limit_limit_header_key: str(self.max_requests),
-            config.rate_limit_remaining_header_key: str(max(self.max_requests - count, 0)),
-            config.rate_limit_reset_header_key: str(max(reset - int(time.time()), 0)),
+            "RateLimit-Policy": f"{self.limit}; w={_PERIOD}",
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(self.limit - count, 0)),
+            "RateLimit-Reset": str(max(reset - int(time.time()), 0)),
         }
 
-    @staticmethod
-    def _with_headers(send: Send, headers: dict[str, str]) -> Send:
-        encoded = [
-            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-        ]
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *encoded]
-            await send(message)
+def _tenant(scope: Scope) -> str:
+    # The path names the tenant of /hooks; a header there must not pick another tenant's bucket.
+    tenant = scope.get("path_params", {}).get("tenant_id")
+    if tenant:
+        return str(tenant)
+    header = next((value for name, value in scope.get("headers", ()) if name.lower() == b"x-tenant-id"), b"")
+    if header:
+        return header.decode("latin-1")
+    # No tenant: the route will refuse the request anyway; count it per client address.
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
 
-        return send_wrapper
 
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
-def rate_limit_config(requests_per_minute: int) -> TenantRateLimitConfig:
-    return TenantRateLimitConfig(
-        rate_limit=("minute", requests_per_minute),
-        windows=FixedWindows(DURATION_VALUES["minute"]),
-        identifier_for_request=_identifier,
-        middleware_class=TenantRateLimitMiddleware,
-    )
+    async def send_wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *encoded]
+        await send(message)
+
+    return send_wrapper

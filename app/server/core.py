@@ -50,7 +50,7 @@ from app.lib.logging import configure_logging
 from app.lib.openapi import document_access, document_idempotency
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
-from app.lib.rate_limit import rate_limit_config
+from app.lib.rate_limit import TenantRateLimitMiddleware
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import (
     alchemy_config,
@@ -217,7 +217,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HeaderLimitMiddleware(),
             prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
-            rate_limit_config(settings.rate_limit_per_minute).middleware,
+            TenantRateLimitMiddleware(settings.rate_limit_per_minute),
             IdempotencyMiddleware(database, settings),
         ],
         # SPEC 3.1's role table, for every route (app.lib.access).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -29,6 +28,7 @@ from app.domain.runs.schemas import (
     VariableOut,
 )
 from app.domain.runs.services import RunService
+from app.lib.idempotency import owned_session
 from app.lib.openapi import errors, json_batch, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
@@ -56,9 +56,10 @@ async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant
     """
     database = request.app.state.database
     # A session exists only when the Idempotency-Key layer opened one (it owns the transaction).
-    session = get_aa_scope_state(request.scope, database.session_scope_key)
     return RunService(
-        session=session, engine=database.get_engine(), statement_pool=request.app.state.statement_pool
+        session=owned_session(request.scope),
+        engine=database.get_engine(),
+        statement_pool=request.app.state.statement_pool,
     )
 
 
@@ -177,8 +178,9 @@ class RunController(Controller):
         summary="Start a run",
         description="Starts an API_RUN of a version (published or not) of one of the tenant's scripts. "
         "`startedById` defaults to the caller. The answer is the run, with `runId` equal to `id`. "
-        "Unknown script → 404; unknown version → 422 VERSION_NOT_FOUND.",
-        responses=errors(400, 401, 403, 404, 413, 422),
+        "Unknown script → 404; unknown version → 422 VERSION_NOT_FOUND; an archived script → 409 "
+        "SCRIPT_ARCHIVED (it starts nothing until set back to DRAFT or PUBLISHED).",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
     )
     async def start_run(
         self, runs: Runs, tenant_id: Tenant, request: Request[Principal, Any, Any], data: JSONBody[RunCreate]
