@@ -34,6 +34,7 @@ class Settings:
     worker_batch_size: int = 100
     worker_lease_seconds: float = 30.0
     worker_max_attempts: int = 5
+    handler_timeout_seconds: float = 300.0
     worker_retry_base_seconds: float = 1.0
     worker_retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
@@ -92,6 +93,9 @@ class Settings:
                 "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, minimum=0.1
             ),
             worker_max_attempts=_int("WORKER_MAX_ATTEMPTS", get("WORKER_MAX_ATTEMPTS"), 5, minimum=1),
+            handler_timeout_seconds=_float(
+                "HANDLER_TIMEOUT_SECONDS", get("HANDLER_TIMEOUT_SECONDS"), 300.0, minimum=0.01
+            ),
             worker_retry_base_seconds=_float(
                 "WORKER_RETRY_BASE_SECONDS", get("WORKER_RETRY_BASE_SECONDS"), 1.0, minimum=0.0
             ),

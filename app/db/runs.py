@@ -161,6 +161,14 @@ class Run(TenantScoped, Base):
             unique=True,
             postgresql_where=text("triggering_event_id IS NOT NULL"),
         ),
+        # One run of a script per originating change in a lifecycle-hook chain.
+        Index(
+            "uq_runs_hook_origin_script",
+            "script_id",
+            text("(event_data ->> 'originEventId')"),
+            unique=True,
+            postgresql_where=text("trigger_type = 'LIFECYCLE_HOOK' AND event_data ? 'originEventId'"),
+        ),
     )
 
 

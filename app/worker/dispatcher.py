@@ -71,6 +71,7 @@ class OutboxWorker:
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._lease_loop(), name="outbox-leases"),
         ]
         logger.info("worker started", worker_id=self.worker_id)
 
@@ -138,7 +139,9 @@ class OutboxWorker:
                 now = time.monotonic()
                 if now - last_reclaim >= self.settings.worker_poll_seconds:
                     last_reclaim = now
-                    reclaimed = await outbox.reclaim_expired()
+                    reclaimed = await outbox.reclaim_expired(
+                        max_attempts=self.settings.worker_max_attempts, event_for=self.registry.event_for
+                    )
                     if reclaimed:
                         logger.warning("reclaimed commands with expired leases", count=reclaimed)
                 self.last_heartbeat = time.time()
@@ -170,13 +173,24 @@ class OutboxWorker:
         with structlog.contextvars.bound_contextvars(
             correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
         ):
+            timeout = self.settings.handler_timeout_seconds
             try:
-                if high > 0:
-                    await asyncio.sleep(random.uniform(low, high) / 1000)
-                result = await self.registry.handler_for(command.command)(command)
+                async with asyncio.timeout(timeout):
+                    if high > 0:
+                        await asyncio.sleep(random.uniform(low, high) / 1000)
+                    result = await self.registry.handler_for(command.command)(command)
                 self._successes.append(Success(command, result.event, result.payload))
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout)
+                self._failures.append(
+                    Failure(
+                        command,
+                        self.registry.event_for(command.command),
+                        f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
+                    )
+                )
             except Exception as error:
                 logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
                 self._failures.append(
@@ -185,6 +199,23 @@ class OutboxWorker:
                     )
                 )
             self._flush_wake.set()
+
+    async def _lease_loop(self) -> None:
+        """Keep the leases of commands in hand alive, so a handler slower than the lease is not
+        taken over by another worker while it still runs (a third of the lease between renewals:
+        two can be missed before it lapses)."""
+        assert self._pool is not None
+        outbox = Outbox(self._pool)
+        interval = self.settings.worker_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            in_hand = [command for command, task in self._in_flight.values() if not task.done()]
+            try:
+                await outbox.renew(in_hand, self.settings.worker_lease_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database is away: renew on the next round
+                _stdlib_logger.warning("worker could not renew its leases (%s)", type(error).__name__)
 
     async def _maintenance_loop(self) -> None:
         retention = Retention(

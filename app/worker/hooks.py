@@ -17,13 +17,14 @@ once, whatever the number of workers.
 Loops: a script's own lifecycle events never start it, and every hook run carries its depth in
 ``eventData.hookDepth`` (1 for a hook started by a person's change or a run that is not a hook;
 one more than the run whose event started it otherwise). Events of runs ``MAX_HOOK_DEPTH`` deep
-start nothing, so A → B → A chains stop.
+start nothing, so A → B → A chains stop. Chains do not multiply either: every hook run carries
+the lifecycle event that started its chain (``eventData.originEventId``), and one origin starts
+at most one run of each script (k subscribers: at most k runs, not one per link of the chain).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from uuid_utils.compat import uuid7
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import LIFECYCLE_EVENTS
-from app.lib.aio import repeat_until_stopped
+from app.lib.aio import finish_or_cancel, repeat_until_stopped
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
 
@@ -65,15 +66,22 @@ LEFT JOIN LATERAL (
     LIMIT $4
 ) AS e ON true
 """
-_RUN_DEPTHS = """
+# Where each run stands in a hook chain: its depth, and the lifecycle event that started the
+# chain (a hook run's ``originEventId``; none for other runs, whose events start chains).
+_RUN_CHAINS = """
 SELECT id, CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
-                THEN coalesce((event_data->>'hookDepth')::integer, 1) ELSE 0 END AS depth
+                THEN coalesce((event_data->>'hookDepth')::integer, 1) ELSE 0 END AS depth,
+       CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
+                THEN coalesce((event_data->>'originEventId')::bigint,
+                              (event_data->>'lifecycleEventId')::bigint)
+       END AS origin
 FROM runs WHERE id = ANY($1::uuid[])
 """
 # Active subscriptions matching each event (by tenant, name, subject or '*'), created before the
 # event happened, except the subject script's own; one row per (event, script).
 _MATCHES = """
-SELECT DISTINCT e.idx, sub.script_id, s.active_version_id IS NOT NULL AS has_active_version
+SELECT DISTINCT e.idx, sub.script_id, s.active_version_id IS NOT NULL AS has_active_version,
+       s.status = 'ARCHIVED' AS archived
 FROM unnest($1::integer[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[])
      AS e(idx, tenant_id, event_name, subject, occurred_at)
 JOIN trigger_subscriptions AS sub
@@ -131,18 +139,23 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
         for event, payload in zip(events, payloads, strict=True)
         if event["event"] in RUN_EVENTS
     ]
-    depths = {
-        row["id"]: row["depth"] for row in await connection.fetch(_RUN_DEPTHS, [r for r in run_ids if r])
+    chains = {
+        row["id"]: (row["depth"], row["origin"])
+        for row in await connection.fetch(_RUN_CHAINS, [r for r in run_ids if r])
     }
-    candidates: list[tuple[int, asyncpg.Record, dict[str, Any], int]] = []
+    # (index, event, payload, (depth, origin)): the chain an event belongs to. A person's change
+    # (or a run that is no hook) starts a chain of its own, named by its event's id.
+    candidates: list[tuple[int, asyncpg.Record, dict[str, Any], tuple[int, int]]] = []
     for index, (event, payload) in enumerate(zip(events, payloads, strict=True)):
         subject = payload.get("scriptId")
         if not isinstance(subject, str):
             continue
-        depth = depths.get(_uuid(payload.get("runId")), 0) if event["event"] in RUN_EVENTS else 0
+        depth, origin = (
+            chains.get(_uuid(payload.get("runId")), (0, None)) if event["event"] in RUN_EVENTS else (0, None)
+        )
         if depth >= MAX_HOOK_DEPTH:
             continue
-        candidates.append((index, event, payload, depth))
+        candidates.append((index, event, payload, (depth, origin if origin is not None else event["id"])))
     if not candidates:
         return
     matches = await connection.fetch(
@@ -170,7 +183,8 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
     )
     incoming = {row["lifecycle_event_id"]: row["id"] for row in recorded}
     starts: list[TriggeredStart] = []
-    for index, event, payload, depth in matched:
+    chain_starts: set[tuple[uuid.UUID, int]] = set()
+    for index, event, payload, (depth, origin) in matched:
         incoming_id = incoming.get(event["id"])
         if incoming_id is None:
             continue  # recorded already: dispatched before, never twice
@@ -183,13 +197,18 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
                 "payload": payload,
                 "lifecycleEventId": event["id"],
                 "hookDepth": depth + 1,
+                "originEventId": origin,
             },
         )
-        starts += [
-            TriggeredStart(tenant_id=event["tenant_id"], script_id=m["script_id"], source=source)
-            for m in by_event[index]
-            if m["has_active_version"]
-        ]
+        for m in by_event[index]:
+            # One originating change starts at most one run of each script, however long the
+            # chain: within this batch here, across batches by the unique index on
+            # (script_id, originEventId) of hook runs (the insert skips what exists).
+            if m["has_active_version"] and not m["archived"] and (m["script_id"], origin) not in chain_starts:
+                chain_starts.add((m["script_id"], origin))
+                starts.append(
+                    TriggeredStart(tenant_id=event["tenant_id"], script_id=m["script_id"], source=source)
+                )
     started = await start_active_runs(connection, starts)
     runs_of: dict[uuid.UUID, list[dict[str, str]]] = {}
     for run in started:
@@ -202,11 +221,13 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
         if incoming_id is None:
             continue
         runs = runs_of.get(incoming_id, [])
-        started_scripts = {run["scriptId"] for run in runs}
         skipped = [
-            {"scriptId": str(m["script_id"]), "reason": "NO_ACTIVE_VERSION"}
+            {
+                "scriptId": str(m["script_id"]),
+                "reason": "SCRIPT_ARCHIVED" if m["archived"] else "NO_ACTIVE_VERSION",
+            }
             for m in by_event[index]
-            if str(m["script_id"]) not in started_scripts
+            if m["archived"] or not m["has_active_version"]
         ]
         answer = {"eventId": str(incoming_id), "runs": runs, "skipped": skipped}
         answers.append((incoming_id, _encode(answer).decode()))
@@ -246,8 +267,7 @@ class LifecycleHookDispatcher:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, grace_seconds)
+            await finish_or_cancel(self._task, grace_seconds)
         if self._pool is not None:
             await self._pool.close()
 

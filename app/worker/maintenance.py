@@ -1,5 +1,6 @@
 """Housekeeping the worker does between commands: heartbeats, and purging what has outlived its
-retention (runs with their variables and steps, events, finished commands, idempotency keys).
+retention (runs with their variables and steps, events, incoming events no retained run refers
+to, finished commands, idempotency keys).
 
 Every purge deletes in small batches, each its own short statement with the rows locked
 ``SKIP LOCKED``, so it never holds long locks or blocks writers.
@@ -42,6 +43,15 @@ _PRUNE_EVENTS = """
 DELETE FROM events WHERE id IN (
     SELECT id FROM events WHERE occurred_at < $2
     ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+# Incoming events (UUIDv7 ids, like runs) past the event retention that no retained run names
+# as its triggering event: traceability (run → triggeringEventId) holds as long as the run does.
+_PRUNE_INCOMING = """
+DELETE FROM incoming_events WHERE id IN (
+    SELECT ie.id FROM incoming_events AS ie
+    WHERE ie.id < $2 AND ie.created_at < $3
+      AND NOT EXISTS (SELECT FROM runs AS r WHERE r.triggering_event_id = ie.id)
+    ORDER BY ie.id LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
 _PRUNE_COMMANDS = """
 DELETE FROM commands WHERE id IN (
@@ -94,6 +104,10 @@ async def prune(
     return {
         "runs": await _in_batches(pool, _PRUNE_RUNS, uuid7_floor(runs_cutoff), runs_cutoff, batch=batch),
         "events": await _in_batches(pool, _PRUNE_EVENTS, events_cutoff, batch=batch),
+        # After the runs: an incoming event goes once no retained run refers to it.
+        "incoming_events": await _in_batches(
+            pool, _PRUNE_INCOMING, uuid7_floor(events_cutoff), events_cutoff, batch=batch
+        ),
         "commands": await _in_batches(pool, _PRUNE_COMMANDS, commands_cutoff, batch=batch),
         "idempotency_keys": await purge_expired_idempotency_keys(pool, now=now, batch=batch),
     }

@@ -26,7 +26,6 @@ outright (the database) rolls back and changes nothing; the loop retries it with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import random
@@ -40,7 +39,7 @@ import structlog
 from app.config import Settings
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
-from app.lib.aio import repeat_until_stopped
+from app.lib.aio import finish_or_cancel, repeat_until_stopped
 from app.lib.schema import timestamp
 
 __all__ = ["Scheduler"]
@@ -50,7 +49,8 @@ _stdlib_logger = logging.getLogger("app.worker.scheduler")
 
 _CLAIM_DUE = """
 SELECT sch.id, sch.tenant_id, sch.script_id, sch.cron, sch.timezone, sch.next_fire_at,
-       sch.failed_attempts, s.active_version_id IS NOT NULL AS has_active_version
+       sch.failed_attempts, s.active_version_id IS NOT NULL AS has_active_version,
+       s.status = 'ARCHIVED' AS archived
 FROM schedules AS sch
 JOIN scripts AS s ON s.id = sch.script_id
 WHERE sch.active AND sch.due_at <= $1
@@ -104,8 +104,7 @@ class Scheduler:
         """Stop polling; a pass in progress finishes (bounded by the grace time)."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, grace_seconds)
+            await finish_or_cancel(self._task, grace_seconds)
         if self._pool is not None:
             await self._pool.close()
         logger.info("scheduler stopped")
@@ -164,6 +163,12 @@ class Scheduler:
             # Nothing is due after all (the pending fire time is ahead): just keep the plan.
             return _Outcome(
                 row["id"], due.next_fire_at, due.next_fire_at, row["failed_attempts"], None, None
+            ), []
+        if row["archived"]:
+            # Archived scripts start nothing: the fire passes, unstarted, and the schedule waits
+            # for its next time (a script set back to DRAFT or PUBLISHED runs again from there).
+            return _Outcome(
+                row["id"], due.next_fire_at, due.next_fire_at, 0, "the script is archived", None
             ), []
         if not row["has_active_version"]:
             return self._failed(

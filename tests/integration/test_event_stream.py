@@ -214,13 +214,22 @@ async def test_since_query_replays_like_last_event_id(live_server: ServerProcess
     assert data(replayed)["correlationId"] == second
 
 
-async def test_cursor_outside_the_retained_history_gets_resync(live_server: ServerProcess) -> None:
+async def test_cursor_outside_the_retained_history_gets_resync_then_everything_retained(
+    live_server: ServerProcess,
+) -> None:
+    tenant = new_tenant()
+    correlation_id = await post_command(live_server, tenant)
     async with EventStream(
-        live_server.url, headers={**auth(new_tenant()), "Last-Event-ID": "999999999"}
-    ) as stream:
-        event = await stream.next()
+        live_server.url, params={"correlationId": correlation_id}, headers=auth(tenant)
+    ) as s:
+        completion = await s.next()
 
-    assert event.event == "resync"
+    async with EventStream(live_server.url, headers={**auth(tenant), "Last-Event-ID": "999999999"}) as stream:
+        resync = await stream.next()
+        replayed = await stream.next()
+
+    assert resync.event == "resync"
+    assert (replayed.id, data(replayed)["correlationId"]) == (completion.id, correlation_id)
 
 
 async def test_an_event_committed_late_with_a_lower_id_is_not_skipped(

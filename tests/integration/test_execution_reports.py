@@ -166,8 +166,21 @@ async def test_steps_are_validated_like_posted_steps(api: Api) -> None:
     for step, code in cases:
         body = assert_error(await put_triggered(api, script_id, event_id, report(steps=[step])), 422, code)
         assert body["details"][0]["field"].startswith("steps[0]")
-    (run,) = await runs_of(api, triggeringEventId=event_id)
-    assert (await get_run(api, run["id"]))["steps"] == []
+    # Rejected means unchanged: the refused report left no run behind.
+    assert await runs_of(api, triggeringEventId=event_id) == []
+
+
+async def test_a_refused_scheduled_report_leaves_no_run(api: Api) -> None:
+    script_id = await published_script(api)
+    schedule_id = await schedule_of(api, script_id)
+    unknown_node = {**STEPS[0], "nodeId": "nowhere"}
+
+    refused = await put_scheduled(
+        api, script_id, schedule_id, report(plannedAt=PLANNED_AT, steps=[unknown_node])
+    )
+
+    assert_error(refused, 422, "NODE_NOT_IN_VERSION")
+    assert await runs_of(api, scheduleId=schedule_id) == []
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -137,9 +138,45 @@ async def test_an_a_b_a_chain_stops(api: Api, db: asyncpg.Connection) -> None:
     runs = await hook_runs(api)
     again = await drain(db)
 
-    assert [(r["scriptId"], r["eventData"]["hookDepth"]) for r in runs] == [(b, 1), (a, 2), (b, 3)]
+    # B once and A once for the one manual run: B's second turn would repeat its run for the
+    # same originating change.
+    assert [(r["scriptId"], r["eventData"]["hookDepth"]) for r in runs] == [(b, 1), (a, 2)]
     assert again == 0
-    assert len(await hook_runs(api)) == 3
+    assert len(await hook_runs(api)) == 2
+
+
+async def test_one_change_starts_each_subscribed_script_at_most_once(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    """Four subscribers to Run.Started: one on '*', the others on the manual script and on each
+    other in a chain. One manual run starts exactly one run of each, not one per link."""
+    manual = await published_script(api)
+    star, first, second, third = [await published_script(api) for _ in range(4)]
+    await subscribe(api, "*", "Run.Started", star)
+    await subscribe(api, manual, "Run.Started", first)
+    await subscribe(api, first, "Run.Started", second)
+    await subscribe(api, second, "Run.Started", third)
+
+    started = await api.post("/runs", json={"scriptId": manual, "version": 1})
+    await drain(db)
+    runs = await hook_runs(api)
+
+    assert started.status_code == 201
+    assert sorted(r["scriptId"] for r in runs) == sorted([star, first, second, third])
+    origins = {r["eventData"]["originEventId"] for r in runs}
+    assert len(origins) == 1
+
+
+async def test_two_changes_are_two_chains(api: Api, db: asyncpg.Connection) -> None:
+    manual = await published_script(api)
+    hook = await published_script(api)
+    await subscribe(api, manual, "Run.Started", hook)
+
+    for _ in range(2):
+        assert (await api.post("/runs", json={"scriptId": manual, "version": 1})).status_code == 201
+    await drain(db)
+
+    assert len(await hook_runs(api)) == 2
 
 
 async def test_a_script_without_an_active_version_is_skipped_and_recorded(
@@ -228,3 +265,17 @@ async def test_the_worker_dispatches_by_itself(api: Api, hook_settings: Settings
         await dispatcher.stop()
 
     assert runs[0]["scriptId"] == hook
+
+
+async def test_an_archived_subscriber_is_skipped_and_recorded(api: Api, db: asyncpg.Connection) -> None:
+    hook = await published_script(api)
+    subject = await draft_script(api)
+    await subscribe(api, subject, "Script.Published", hook)
+    assert (await api.patch(f"/scripts/{hook}", json={"status": "ARCHIVED"})).status_code == 200
+
+    await api.publish(subject, 1)
+    await drain(db)
+
+    assert await hook_runs(api) == []
+    (answer,) = await db.fetch("SELECT answer::text FROM incoming_events WHERE tenant_id = $1", TENANT)
+    assert json.loads(answer["answer"])["skipped"] == [{"scriptId": hook, "reason": "SCRIPT_ARCHIVED"}]

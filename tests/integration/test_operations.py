@@ -20,6 +20,7 @@ from app.worker.maintenance import Retention, prune
 from tests.conftest import ADMIN_TOKEN, Api, assert_error, make_settings, new_tenant, process_env
 from tests.support.runs import script_with_version
 from tests.support.server import ServerProcess, free_port
+from tests.support.triggers import event_type, post_event, published_script, subscribe
 from tests.support.waiting import eventually
 
 # ---- readiness -------------------------------------------------------------------------------
@@ -206,3 +207,29 @@ async def _get_or_none(client: httpx.AsyncClient, url: str) -> httpx.Response | 
         return await client.get(url)
     except httpx.TransportError:
         return None
+
+
+async def test_retention_removes_incoming_events_no_retained_run_refers_to(
+    private_api: tuple[Api, Settings],
+) -> None:
+    api, settings = private_api
+    name = await event_type(api)
+    unheard = await post_event(api, name, "sensor-1")
+    await subscribe(api, "sensor-2", name, await published_script(api))
+    heard = await post_event(api, name, "sensor-2")
+    assert len(heard["runs"]) == 1
+
+    assert settings.database_url is not None
+    pool = await asyncpg.create_pool(**asyncpg_connect_kwargs(settings.database_url), min_size=1, max_size=2)
+    try:
+        pruned = await prune(
+            pool,
+            Retention(runs_days=10, events_days=1, commands_days=1),
+            now=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2),
+        )
+    finally:
+        await pool.close()
+
+    assert pruned["incoming_events"] == 1
+    assert_error(await api.get(f"/events/{unheard['eventId']}"), 404, "NOT_FOUND")
+    assert (await api.get(f"/events/{heard['eventId']}")).status_code == 200

@@ -226,3 +226,22 @@ async def test_two_worker_processes_start_exactly_one_run_per_fire_time(fresh_da
     # ... and none missed: every second from the first fire time to the last has its run.
     assert planned == [first + i * SECOND for i in range(len(planned))]
     assert all(worker.process is not None and worker.process.returncode == 0 for worker in workers)
+
+
+async def test_an_archived_script_starts_nothing_and_runs_again_once_unarchived(
+    api: Api, scheduler: Scheduler
+) -> None:
+    script_id = await published_script(api)
+    schedule_id, first = await schedule(api, script_id, "*/5 * * * *")
+    archived = await api.patch(f"/scripts/{script_id}", json={"status": "ARCHIVED"})
+    assert archived.status_code == 200, archived.text
+
+    while_archived = await scheduler.run_once(now=first)
+    skipped = (await api.get(f"/schedules/{schedule_id}")).json()
+    assert (await api.patch(f"/scripts/{script_id}", json={"status": "PUBLISHED"})).status_code == 200
+    following = first + 5 * 60 * SECOND
+    await scheduler.run_once(now=following)
+
+    assert while_archived == 1  # claimed, and passed over
+    assert (skipped["lastFiredAt"], skipped["lastError"]) == (None, "the script is archived")
+    assert [r["plannedAt"] for r in await scheduled_runs(api)] == [stamp(following)]

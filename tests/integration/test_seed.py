@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
+import asyncpg
+
+from app.lib.db import asyncpg_connect_kwargs
 from tests.conftest import Api
 from tests.support.runs import script_with_version
 from tests.support.server import ROOT
@@ -60,6 +64,17 @@ async def test_seed_loads_valid_runs_and_clean_removes_exactly_them(api: Api, da
     ]
     assert len(seeded_scripts) == 7
     assert all(s["status"] == "PUBLISHED" and s["activeVersionId"] for s in seeded_scripts)
+    # Committed --batch rows at a time: three transactions wrote the 3,000 runs, never one long one.
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(database_url))
+    try:
+        writers = await connection.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM runs WHERE tenant_id = $1 AND id <> $2",
+            tenant,
+            uuid.UUID(own_run["runId"]),
+        )
+    finally:
+        await connection.close()
+    assert writers == 3
 
     cleaned = scriptworks(database_url, "seed", "clean", "--tenant", tenant)
 

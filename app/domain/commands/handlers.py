@@ -7,6 +7,7 @@ publish. Real integrations register their own handler for a command name; everyt
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,21 @@ async def upsert_and_link_contacts(command: ClaimedCommand) -> CommandResult:
     )
 
 
+async def fail(command: ClaimedCommand) -> CommandResult:
+    """``Dev.Fail.v1``: always fails, to exercise retries and the dead-letter path."""
+    raise RuntimeError(f"{command.command} always fails (attempt {command.attempts})")
+
+
+async def sleep_then_complete(command: ClaimedCommand) -> CommandResult:
+    """``Dev.Sleep.v1``: sleeps ``payload.seconds`` (a number, at most a day), then completes,
+    to exercise lease renewal and HANDLER_TIMEOUT_SECONDS."""
+    seconds = command.payload.get("seconds", 1)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 86400:
+        raise ValueError("Dev.Sleep.v1 needs payload.seconds, a number from 0 to 86400")
+    await asyncio.sleep(seconds)
+    return CommandResult(event=completion_event_name(command.command), payload={"slept": seconds})
+
+
 @dataclass
 class HandlerRegistry:
     handlers: dict[str, Handler] = field(default_factory=dict)
@@ -80,4 +96,6 @@ class HandlerRegistry:
 def default_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register("Contacts.UpsertAndLink.v1", upsert_and_link_contacts, event="Contacts.Upserted.v1")
+    registry.register("Dev.Fail.v1", fail)
+    registry.register("Dev.Sleep.v1", sleep_then_complete)
     return registry

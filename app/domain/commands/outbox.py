@@ -9,7 +9,7 @@ complete them: each command gets exactly one outcome event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import msgspec
 
 from app.domain.commands.handlers import ClaimedCommand
 
-__all__ = ["Failure", "Outbox", "Success"]
+__all__ = ["LEASE_EXPIRED", "Failure", "Outbox", "Success"]
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -95,16 +95,44 @@ FROM changed WHERE status = 'FAILED'
 RETURNING id
 """
 
+# Commands whose lease expired (their worker died, or lost the database long enough): every
+# claim was an attempt, so those that used their last one are FAILED with one success: false
+# event, the others are due again at once. The event names come from the handler registry.
+_EXPIRED = """
+SELECT id, command, attempts FROM commands
+WHERE status = 'PROCESSING' AND lease_expires_at < now()
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
 _RECLAIM = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[]) AS t(id, event)
+), changed AS (
+    UPDATE commands c
+    SET status = CASE WHEN c.attempts >= $3 THEN 'FAILED' ELSE 'PENDING' END,
+        completed_at = CASE WHEN c.attempts >= $3 THEN now() END,
+        available_at = CASE WHEN c.attempts >= $3 THEN c.available_at ELSE now() END,
+        last_error = CASE WHEN c.attempts >= $3 THEN $4 ELSE c.last_error END,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM input i
+    WHERE c.id = i.id AND c.status = 'PROCESSING'
+    RETURNING c.tenant_id, c.correlation_id, c.command, c.status, c.attempts, i.event
+), failed AS (
+    INSERT INTO events (tenant_id, event, correlation_id, success, payload)
+    SELECT tenant_id, event, correlation_id, false,
+           jsonb_build_object('command', command, 'error', $4::text, 'attempts', attempts)
+    FROM changed WHERE status = 'FAILED'
+)
+SELECT count(*) FROM changed
+"""
+LEASE_EXPIRED = "the lease expired: the worker stopped or was cut off before the command finished"
+
+# Leases of commands still being handled, kept alive by their worker.
+_RENEW = """
 UPDATE commands c
-SET status = 'PENDING', lease_token = NULL, lease_expires_at = NULL, available_at = now(), updated_at = now()
-FROM (
-    SELECT id FROM commands
-    WHERE status = 'PROCESSING' AND lease_expires_at < now()
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-) expired
-WHERE c.id = expired.id
+SET lease_expires_at = now() + make_interval(secs => $3)
+FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
+WHERE c.id = t.id AND c.lease_token = t.token AND c.status = 'PROCESSING'
 """
 
 _RELEASE = """
@@ -185,8 +213,30 @@ class Outbox:
             async with connection.transaction():
                 return sum([len(await connection.fetch(sql, *args)) for sql, args in batches])
 
-    async def reclaim_expired(self, limit: int = 1000) -> int:
-        status = await self.pool.execute(_RECLAIM, limit)
+    async def reclaim_expired(
+        self, *, max_attempts: int, event_for: Callable[[str], str], limit: int = 1000
+    ) -> int:
+        """Take back commands whose lease expired: due again, or FAILED once their attempts are
+        used up. Returns how many were taken back."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            expired = await connection.fetch(_EXPIRED, limit)
+            if not expired:
+                return 0
+            return await connection.fetchval(
+                _RECLAIM,
+                [row["id"] for row in expired],
+                [event_for(row["command"]) for row in expired],
+                max_attempts,
+                LEASE_EXPIRED,
+            )
+
+    async def renew(self, commands: Sequence[ClaimedCommand], lease_seconds: float) -> int:
+        """Keep the leases of commands still in hand; returns how many are still ours."""
+        if not commands:
+            return 0
+        status = await self.pool.execute(
+            _RENEW, [c.id for c in commands], [c.lease_token for c in commands], lease_seconds
+        )
         return int(status.split()[-1])
 
     async def release(self, commands: Sequence[ClaimedCommand]) -> int:

@@ -104,23 +104,23 @@ async def _stream(
         last: Position | None = None
         if cursor is not None or correlation_id is not None:
             assert hub.pool is not None
-            start: Position | None = START
+            start: Position = START
             if cursor:  # 0 means "from the oldest retained event"
                 found = await position_of(hub.pool, cursor)
                 if found is None:
+                    # The history the client missed is partly gone: say so, then replay all
+                    # that is retained, so nothing still stored is silently dropped.
                     yield ServerSentEvent(
                         event="resync",
                         data=f'{{"reason":"the cursor {cursor} is not in the retained history"}}',
                     )
-                    start = None  # nothing to replay from: live only
                 else:
                     start = last = found
-            if start is not None:
-                async for event in read_after(
-                    hub.pool, tenant_id, start, correlation_id=correlation_id, events=events
-                ):
-                    last = event.position
-                    yield event.frame
+            async for event in read_after(
+                hub.pool, tenant_id, start, correlation_id=correlation_id, events=events
+            ):
+                last = event.position
+                yield event.frame
         while True:
             event = await subscription.get()
             if event is None:
@@ -148,7 +148,8 @@ class EventStreamController(Controller):
             "and an `event: ping` frame every SSE_PING_SECONDS. On connect it replays stored events after "
             "`Last-Event-ID` (or `?since=`); with `?correlationId=` and no cursor it replays that "
             "correlation's events, so a client that subscribes after the work finished still gets the "
-            "completion. A cursor older than the retained history gets an `event: resync` frame. "
+            "completion. A cursor older than the retained history gets an `event: resync` frame, then "
+            "the replay of everything retained. "
             "Authentication: bearer header, `?access_token=` or an `access_token` cookie (EventSource "
             "cannot send headers); browsers should put a stream ticket there (POST "
             "/events/stream-tickets), never a long-lived token. Tenant: `x-tenant-id` or `?tenantId=`; "

@@ -55,6 +55,7 @@ _START_RUN = """
                $13::timestamptz, $13::timestamptz, $13::timestamptz
         FROM script_versions AS v
         WHERE v.script_id = $3::uuid AND v.version = $4::integer AND v.tenant_id = $2::varchar
+          {startable}
         {on_conflict}
         RETURNING {columns}
     ), started AS (
@@ -63,7 +64,11 @@ _START_RUN = """
     SELECT * FROM run
 """
 START_RUN = _START_RUN.format(
-    on_conflict="", columns=", ".join(RUN_COLUMN_NAMES), started=_run_started_event("$14::varchar")
+    on_conflict="",
+    columns=", ".join(RUN_COLUMN_NAMES),
+    started=_run_started_event("$14::varchar"),
+    # Archived scripts start nothing (POST /runs answers 409 SCRIPT_ARCHIVED).
+    startable="AND NOT EXISTS (SELECT FROM scripts AS s WHERE s.id = v.script_id AND s.status = 'ARCHIVED')",
 )
 # The same, for a run that may exist already (an execution report's run, keyed by the unique
 # (schedule_id, planned_at) or (triggering_event_id, script_id)): inserts nothing when it does.
@@ -71,6 +76,9 @@ START_RUN_ONCE = _START_RUN.format(
     on_conflict="ON CONFLICT DO NOTHING",
     columns=", ".join(RUN_COLUMN_NAMES),
     started=_run_started_event("$14::varchar"),
+    # A report records an execution that happened: it is recorded even if the script has been
+    # archived since.
+    startable="",
 )
 
 # Starts runs of the ACTIVE versions of scripts, one per input row, in one statement with their
@@ -94,7 +102,7 @@ START_ACTIVE_RUNS = f"""
                i.triggering_event_id, i.event_data::jsonb, i.started_by_id,
                $10::timestamptz, $10::timestamptz, $10::timestamptz
         FROM input AS i
-        JOIN scripts AS s ON s.id = i.script_id AND s.tenant_id = i.tenant_id
+        JOIN scripts AS s ON s.id = i.script_id AND s.tenant_id = i.tenant_id AND s.status <> 'ARCHIVED'
         JOIN script_versions AS v ON v.id = s.active_version_id
         ORDER BY i.position
         ON CONFLICT DO NOTHING
@@ -106,6 +114,7 @@ START_ACTIVE_RUNS = f"""
     SELECT * FROM run
 """
 SCRIPT_EXISTS = "SELECT EXISTS (SELECT FROM scripts WHERE id = $1::uuid AND tenant_id = $2::varchar)"
+SCRIPT_STATUS = "SELECT status FROM scripts WHERE id = $1::uuid AND tenant_id = $2::varchar"
 
 # Finishes a running run and stores its Run.Finished event in the same statement; a run already
 # finished is left alone (the caller tells why). ``ended_at`` is now, or the end an execution

@@ -58,8 +58,12 @@ class ExecutionReportService(RunService):
         """Record (or complete) the run of the script that the incoming event triggered."""
         check_report(report)
         async with self._transaction() as conn:
+            # Through SQLAlchemy first: its transaction begins with its first statement, and the
+            # driver statements below must run inside it (a refused report leaves no run behind).
+            is_lifecycle = (
+                await conn.exec_driver_sql(queries.INCOMING_EVENT_IS_LIFECYCLE, (event_id, tenant_id))
+            ).scalar()
             driver = await _driver(conn)
-            is_lifecycle = await driver.fetchval(queries.INCOMING_EVENT_IS_LIFECYCLE, event_id, tenant_id)
             if is_lifecycle is None:
                 raise NotFound("No incoming event with this id.")
 
@@ -87,8 +91,13 @@ class ExecutionReportService(RunService):
         check_report(report)
         planned_at = _to_millisecond(report.planned_at)
         async with self._transaction() as conn:
+            # Through SQLAlchemy first, for the reason given in ``report_triggered``.
+            schedule = (
+                (await conn.exec_driver_sql(queries.SCHEDULE_FOR_REPORT, (schedule_id, tenant_id)))
+                .mappings()
+                .one_or_none()
+            )
             driver = await _driver(conn)
-            schedule = await driver.fetchrow(queries.SCHEDULE_FOR_REPORT, schedule_id, tenant_id)
             if schedule is None or schedule["script_id"] != script_id:
                 raise NotFound("No schedule with this id for this script.")
 

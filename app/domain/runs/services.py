@@ -212,10 +212,15 @@ class RunService:
                 current_correlation_id(),
             )
             if row is None:
-                script_exists = await driver.fetchval(queries.SCRIPT_EXISTS, data.script_id, tenant_id)
+                script_status = await driver.fetchval(queries.SCRIPT_STATUS, data.script_id, tenant_id)
         if row is None:
-            if not script_exists:
+            if script_status is None:
                 raise NotFound("No script with this id.")
+            if script_status == "ARCHIVED":
+                raise Conflict(
+                    "The script is archived: it starts no runs until it is set back to DRAFT or PUBLISHED.",
+                    code="SCRIPT_ARCHIVED",
+                )
             raise Unprocessable(
                 f"Version {data.version} of this script does not exist.",
                 code="VERSION_NOT_FOUND",

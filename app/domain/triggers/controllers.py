@@ -214,7 +214,8 @@ class IncomingEventController(Controller):
         summary="Receive an event",
         description="Stores the event and starts one EVENT_TRIGGER run (of the active version) per "
         "script with an active subscription to `eventName` on `subject` or on `*`, all in one "
-        "transaction. Scripts without an active version are not started and are listed in `skipped`. "
+        "transaction. Archived scripts and scripts without an active version are not started and "
+        "are listed in `skipped` with the reason (SCRIPT_ARCHIVED, NO_ACTIVE_VERSION). "
         "Unknown event name → 404. The same `sourceEventId` again (even concurrently) starts nothing "
         "and answers the first answer. Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
         responses=errors(400, 401, 403, 404, 413, 429),

@@ -98,9 +98,12 @@ _HOOK_ROUTE: dict[str, Any] = {
     "token, secret, password, passwd, key, auth, session, signature or credential) are left out. "
     "A JSON body is parsed, a form becomes a mapping, other bodies are text. No such endpoint for "
     "this method, a path that is not a plain route (`..`, `//`, encoded separators), or a script "
-    "without an active version → 404; an `authRequired` endpoint without a valid bearer token → 401. "
+    "without an active version → 404; an archived script → 409 SCRIPT_ARCHIVED; an `authRequired` "
+    "endpoint without a valid bearer token → 401, with one not granted the tenant → 403 "
+    "TENANT_FORBIDDEN; a `signingSecret` endpoint without a valid Scriptworks-Signature → 401; a body "
+    "over HOOK_MAX_BODY_BYTES → 413. "
     "Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
-    "responses": errors(400, 401, 404, 413, 429),
+    "responses": errors(400, 401, 403, 404, 409, 413, 429),
     "opt": {PUBLIC_OPT: True, RATE_LIMIT_OPT: "hooks"},
     "security": [{}, {"BearerJWT": []}, {"StaticToken": []}],
 }

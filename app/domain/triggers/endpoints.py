@@ -251,7 +251,7 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
         version), 401 for a missing or invalid token when the endpoint requires one."""
         found = (
             await self.session.execute(
-                select(Endpoint, Script.active_version_id)
+                select(Endpoint, Script.active_version_id, Script.status)
                 .join(Script, Script.id == Endpoint.script_id)
                 .where(
                     Endpoint.tenant_id == request.tenant_id,
@@ -262,13 +262,19 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
         ).one_or_none()
         if found is None:
             raise NotFound(f"No endpoint for {request.method} /hooks/{request.tenant_id}/{request.route}.")
-        endpoint, active_version_id = found
+        endpoint, active_version_id, script_status = found
         if endpoint.signing_secret is not None:
             verify_signature(endpoint.signing_secret, request.header(SIGNATURE_HEADER), request.body)
         if endpoint.auth_required and request.principal is None:
             raise request.refusal or Unauthorized(
                 "This endpoint requires 'Authorization: Bearer <token>' with a valid token.",
                 headers={"WWW-Authenticate": 'Bearer realm="scriptworks"'},
+            )
+        if script_status == "ARCHIVED":
+            raise Conflict(
+                "The endpoint's script is archived: it starts no runs until it is set back to DRAFT "
+                "or PUBLISHED.",
+                code="SCRIPT_ARCHIVED",
             )
         if active_version_id is None:
             raise NotFound("The endpoint's script has no published (active) version to run.")

@@ -174,7 +174,7 @@ class StartedRun(CamelStruct):
 
 class SkippedScript(CamelStruct):
     script_id: UUID
-    reason: Literal["NO_ACTIVE_VERSION"]
+    reason: Literal["SCRIPT_ARCHIVED", "NO_ACTIVE_VERSION"]
 
 
 class EventAccepted(CamelStruct):

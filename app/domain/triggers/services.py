@@ -65,7 +65,8 @@ _BUILT_IN_KEYS = {
 # subscription on the subject or on '*'; served by uq_trigger_subscriptions_active.
 MATCHING_SCRIPTS = text(
     """
-    SELECT DISTINCT sub.script_id, s.active_version_id IS NOT NULL AS has_active_version
+    SELECT DISTINCT sub.script_id, s.active_version_id IS NOT NULL AS has_active_version,
+           s.status = 'ARCHIVED' AS archived
     FROM trigger_subscriptions AS sub
     JOIN scripts AS s ON s.id = sub.script_id
     WHERE sub.tenant_id = :tenant_id AND sub.event_name = :event_name
@@ -335,7 +336,7 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
         starts = [
             TriggeredStart(tenant_id=tenant_id, script_id=m.script_id, source=source, started_by_id=actor.id)
             for m in matches
-            if m.has_active_version
+            if m.has_active_version and not m.archived
         ]
         started = await start_active_runs(
             await driver_connection(self.session), starts, correlation_id=current_correlation_id()
@@ -344,9 +345,12 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
         answer = EventAccepted(
             event_id=event_id,
             runs=[StartedRun(run_id=row["id"], script_id=row["script_id"]) for row in started],
-            # A script without an active version is not started; reported, not an error.
+            # An archived script, or one without an active version, is not started; reported,
+            # not an error.
             skipped=[
-                SkippedScript(script_id=m.script_id, reason="NO_ACTIVE_VERSION")
+                SkippedScript(
+                    script_id=m.script_id, reason="SCRIPT_ARCHIVED" if m.archived else "NO_ACTIVE_VERSION"
+                )
                 for m in matches
                 if m.script_id not in started_scripts
             ],
