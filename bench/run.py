@@ -86,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
     await asyncio.to_thread(upgrade_database, Settings(database_url=url))
     env = {
         "DATABASE_URL": url,
-        "AUTH_TOKENS": f"{TOKEN}=bench:admin",
+        "AUTH_TOKENS": f"{TOKEN}=bench:admin@*",
         "MIGRATE_ON_START": "false",
         "LOG_LEVEL": "WARNING",
         "WORKER_ENABLED": "false",
