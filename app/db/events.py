@@ -1,9 +1,10 @@
 """The event store: completion and lifecycle events, the source of every SSE frame.
 
-Ids are a monotonic identity (they are the SSE ``id:``). Each row also records the id of the
-transaction that wrote it (``xid``): readers deliver events in (xid, id) order and only from
-transactions older than every transaction still running, so an event committed late with a
-lower id can never be skipped (see ``app.domain.events.store``).
+Ids are a monotonic identity (they are the SSE ``id:``). An event's delivery position is
+``(xid, id)``, where ``xid`` is stamped by the sequencer after the event committed (NULL until
+then): readers deliver sequenced events in position order, so an event committed late with a
+lower id can never be skipped, and no unrelated transaction holds delivery back (see
+``app.domain.events.store``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class XID8(UserDefinedType[int]):
 class Event(IdentityBase):
     __tablename__ = "events"
 
-    xid: Mapped[int] = mapped_column(XID8(), server_default=text("pg_current_xact_id()"))
+    # The sequencer's transaction id, once sequenced (see app.domain.events.store.sequence_events).
+    xid: Mapped[int | None] = mapped_column(XID8(), nullable=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(200))
     correlation_id: Mapped[str | None] = mapped_column(String(128))
@@ -47,4 +49,5 @@ class Event(IdentityBase):
         Index("ix_events_tenant_position", "tenant_id", "xid", "id"),
         Index("ix_events_tenant_correlation", "tenant_id", "correlation_id", "xid", "id"),
         Index("ix_events_occurred", "occurred_at"),
+        Index("ix_events_unsequenced", "id", postgresql_where=text("xid IS NULL")),
     )

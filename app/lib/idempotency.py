@@ -10,10 +10,13 @@ route's services get the same session through advanced-alchemy's provider) and:
 2. looks the key up: a stored response with the same fingerprint (method, path, body) is
    replayed byte for byte with ``Idempotent-Replayed: true``; a different fingerprint is 422
    ``IDEMPOTENCY_KEY_REUSED``;
-3. otherwise runs the route with commits deferred (``app.lib.uow``) and the response held back;
-   a 2xx response is stored in the same transaction as the effect, which then commits, and only
-   then does the client get the response. A crash anywhere before that commit leaves neither the
-   effect nor the key. 4xx and 5xx responses are not stored: a retry recomputes them.
+3. otherwise runs the route with commits deferred (``app.lib.uow``), its effect in a savepoint,
+   and the response held back; a 2xx response is stored in the same transaction as the effect,
+   which then commits, and only then does the client get the response. A crash anywhere before
+   that commit leaves neither the effect nor the key. A 4xx the route produced (409 SLUG_TAKEN,
+   422 VERSION_NOT_FOUND, ...) is stored too, with the savepoint rolled back: rejected means
+   unchanged, and a retry gets exactly the first answer. 401, 403, 413 and 429 are not stored,
+   and neither are 5xx: a retry recomputes them.
 
 Keys are scoped per tenant and actor: the same key sent by another actor is another key, never a
 replay of someone else's answer. Unauthenticated routes (``/hooks``) share the anonymous actor ''.
@@ -43,7 +46,7 @@ from app.lib.uow import DEFER_COMMIT
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
     from litestar.types import ASGIApp
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
     from app.config import Settings
     from app.lib.principals import Principal
@@ -56,6 +59,8 @@ _KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Response headers a client relies on when it gets the replay instead of the original.
 _KEPT_HEADERS = ("content-type", "location", "etag", "last-modified")
+# Refusals that come before the key is taken (SPEC 3): never stored, a retry is judged anew.
+_NOT_STORED = frozenset({401, 403, 413, 429})
 # Where in the request's state (``Request.state``) the session of an owned transaction is kept.
 _OWNED_SESSION = "scriptworks.idempotency_session"
 
@@ -157,10 +162,12 @@ class IdempotencyMiddleware(ASGIMiddleware):
                     )
                 )
 
+            # The route's effect sits in a savepoint: a 4xx answer is stored without it.
+            effect = await session.begin_nested()
             held = _Held()
             await next_app(scope, _replay_receive(body), held.send)
             try:
-                await self._finish(session, held, (tenant, actor_id, key), fingerprint, scope, now)
+                await self._finish(session, effect, held, (tenant, actor_id, key), fingerprint, scope, now)
             except Exception as error:
                 # The route's response exists but must not reach the client: nothing committed.
                 await session.rollback()
@@ -176,14 +183,20 @@ class IdempotencyMiddleware(ASGIMiddleware):
     async def _finish(
         self,
         session: AsyncSession,
+        effect: AsyncSessionTransaction,
         held: _Held,
         scoped_key: tuple[str, str, str],
         fingerprint: str,
         scope: Scope,
         now: datetime.datetime,
     ) -> None:
-        """Store a 2xx response beside its effect and commit both; anything else rolls back."""
-        if not 200 <= held.status < 300:
+        """Store a 2xx answer beside its effect and commit both; store a 4xx the route produced
+        without any effect (a retry gets exactly the first answer, even when the state has
+        changed since); anything else rolls back and stores nothing."""
+        if 400 <= held.status < 500 and held.status not in _NOT_STORED:
+            if effect.is_active:
+                await effect.rollback()
+        elif not 200 <= held.status < 300:
             await session.rollback()
             return
         await session.execute(

@@ -140,7 +140,8 @@ _IDEMPOTENCY_KEY = Parameter(
     required=False,
     description="Makes a retry safe: the first request with this key (per tenant and actor) is processed, "
     "and any later one with the same method, path and body gets the stored answer again, with "
-    "`Idempotent-Replayed: true`. Keys are kept for IDEMPOTENCY_TTL_HOURS (24).",
+    "`Idempotent-Replayed: true` (2xx answers, and 4xx answers of the route itself). Keys are kept for "
+    "IDEMPOTENCY_TTL_HOURS (24).",
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[\x20-\x7e]{1,255}$"),
 )
 _REPLAYED = OpenAPIHeader(

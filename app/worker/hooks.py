@@ -5,8 +5,8 @@ A subscription to a built-in lifecycle name (``Script.Created``, ``Script.Publis
 script id, or ``*``) starts a run of its script when such an event concerns script S (for run
 events: the run's script). This happens here, in the worker, so request paths never wait for it.
 
-The dispatcher reads the event store in its safe order (position ``(xid, id)``, only up to the
-oldest running transaction: see ``app.domain.events.store``) from a cursor kept in
+The dispatcher sequences, then reads the event store in its safe order (position ``(xid, id)``:
+see ``app.domain.events.store``) from a cursor kept in
 ``worker_cursors``. One batch is one transaction: lock the cursor row (``SKIP LOCKED``: one
 dispatcher at a time, others wait for the next round), read the next lifecycle events, record
 each event that matches subscriptions as an incoming event (unique per lifecycle event id), start
@@ -36,6 +36,7 @@ import structlog
 from uuid_utils.compat import uuid7
 
 from app.config import Settings
+from app.domain.events.store import sequence_events
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import LIFECYCLE_EVENTS
 from app.lib.aio import finish_or_cancel, repeat_until_stopped
@@ -52,16 +53,21 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 _LOCK_CURSOR = f"SELECT xid, event_id FROM worker_cursors WHERE name = '{CURSOR_NAME}' FOR UPDATE SKIP LOCKED"
-# The next lifecycle events and, from the same snapshot, the horizon below which every
-# transaction has finished: when the page is not full, the cursor may move up to it.
+# The next sequenced lifecycle events and, from the same snapshot, the newest sequenced
+# position: when the page is not full, the cursor may move up to it (whatever is sequenced later
+# gets a larger position; see app.domain.events.store).
 _READ = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT h.xmin AS horizon, e.id, e.xid, e.tenant_id, e.event, e.payload, e.occurred_at
-FROM horizon AS h
+WITH newest AS (
+    SELECT xid, id FROM events WHERE xid IS NOT NULL ORDER BY xid DESC, id DESC LIMIT 1
+)
+SELECT n.xid AS newest_xid, n.id AS newest_id, e.id, e.xid, e.tenant_id, e.event, e.payload,
+       e.occurred_at
+FROM (SELECT 1) AS one
+LEFT JOIN newest AS n ON true
 LEFT JOIN LATERAL (
     SELECT id, xid, tenant_id, event, payload::text AS payload, occurred_at
     FROM events
-    WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < h.xmin AND event = ANY($3::text[])
+    WHERE (xid, id) > ($1::xid8, $2::bigint) AND event = ANY($3::text[])
     ORDER BY xid, id
     LIMIT $4
 ) AS e ON true
@@ -114,6 +120,7 @@ UPDATE worker_cursors SET xid = $1::xid8, event_id = $2, updated_at = now() WHER
 async def dispatch_batch(connection: asyncpg.Connection, limit: int = 500) -> int | None:
     """Dispatch the next lifecycle events, in one transaction: how many were read, or None when
     another dispatcher holds the cursor."""
+    await sequence_events(connection)
     async with connection.transaction():
         cursor = await connection.fetchrow(_LOCK_CURSOR)
         if cursor is None:
@@ -124,9 +131,9 @@ async def dispatch_batch(connection: asyncpg.Connection, limit: int = 500) -> in
         if events:
             await _dispatch(connection, events)
             position = (events[-1]["xid"], events[-1]["id"])
-        if len(events) < limit:
-            # Everything visible below the horizon has been read: skip ahead to it.
-            position = max(position, (rows[0]["horizon"], 0))
+        if len(events) < limit and rows[0]["newest_xid"] is not None:
+            # Every lifecycle event up to the newest sequenced one has been read: skip ahead.
+            position = max(position, (rows[0]["newest_xid"], rows[0]["newest_id"]))
         if position != (cursor["xid"], cursor["event_id"]):
             await connection.execute(_MOVE_CURSOR, *position)
         return len(events)

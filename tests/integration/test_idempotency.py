@@ -143,7 +143,7 @@ async def test_failure_after_the_effect_before_commit_leaves_neither_and_a_retry
     assert (await api.get(f"/scripts/{script['id']}")).json()["latestVersion"] == 1
 
 
-async def test_a_client_error_is_not_stored_and_a_retry_gets_the_same_code(api: Api) -> None:
+async def test_a_client_error_of_the_handler_is_stored_and_replayed(api: Api) -> None:
     await api.create_script("taken-slug")
     headers = key()
 
@@ -152,7 +152,37 @@ async def test_a_client_error_is_not_stored_and_a_retry_gets_the_same_code(api: 
 
     assert_error(first, 409, "SLUG_TAKEN")
     assert_error(second, 409, "SLUG_TAKEN")
-    assert "Idempotent-Replayed" not in second.headers
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
+
+
+async def test_a_retry_gets_the_first_4xx_even_when_the_state_has_changed_since(api: Api) -> None:
+    script = await api.create_script()
+    await api.create_version(script["id"])
+    headers = key()
+    body = {"scriptId": script["id"], "version": 2}
+
+    first = await api.post("/runs", json=body, headers=headers)
+    await api.create_version(script["id"])  # version 2 exists now
+    retried = await api.post("/runs", json=body, headers=headers)
+    fresh = await api.post("/runs", json=body)
+
+    assert_error(first, 422, "VERSION_NOT_FOUND")
+    assert_error(retried, 422, "VERSION_NOT_FOUND")
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert fresh.status_code == 201
+
+
+async def test_a_stored_4xx_leaves_no_effect_of_the_refused_request(api: Api) -> None:
+    """The handler's partial work (here: nothing may be half-written) is rolled back, the answer kept."""
+    script = await api.create_script("dup-slug")
+    headers = key()
+
+    refused = await api.post("/scripts", json={"name": "Dup", "slug": "dup-slug"}, headers=headers)
+    audit = (await api.get("/audit", params={"limit": 200})).json()["items"]
+
+    assert_error(refused, 409, "SLUG_TAKEN")
+    assert [entry["scriptId"] for entry in audit] == [script["id"]]
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 256, "tab\there"])

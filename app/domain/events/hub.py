@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import asyncpg
 
-from app.domain.events.store import LiveEvent, Position, current_start, read_all_after
+from app.domain.events.store import LiveEvent, Position, current_start, read_all_after, sequence_events
 from app.lib.aio import wait_for_event
 
 __all__ = ["CHANNEL", "EventHub", "Subscription", "collection_deferred_past_fan_out"]
@@ -286,6 +286,9 @@ class EventHub:
             await self.ensure_tailing()
         assert self.pool is not None
         assert self._position is not None
+        # Whatever committed before this point is given its position now (by us, or by the
+        # sequencer of another process that we wait for), so the reads below see it.
+        await sequence_events(self.pool)
         while True:
             batch = await read_all_after(self.pool, self._position, TAIL_PAGE)
             with collection_deferred_past_fan_out():

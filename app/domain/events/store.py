@@ -1,16 +1,26 @@
-"""Writing events (inside the caller's transaction) and reading them back in a safe order.
+"""Writing events (inside the caller's transaction), sequencing them, and reading them back in
+a safe order.
 
 Ids come from an identity column, so two concurrent transactions can commit ids out of order:
 a reader that asked ``WHERE id > last_seen`` could pass 11 before 10 became visible, and never
-see 10. Every row therefore records its transaction id (``xid``), and readers walk the table in
-*position* order, ``(xid, id)``, only up to ``pg_snapshot_xmin(pg_current_snapshot())``: every
-transaction with a smaller xid has finished, so nothing can ever appear behind the reader. The
-price is that an event waits for transactions that started before it to finish (milliseconds
-for this API's transactions).
+see 10. So an event is written without a delivery position, and once it has committed the
+*sequencer* gives it one: ``sequence_events`` stamps every committed, unsequenced event with the
+sequencer's own transaction id (``xid``), under an advisory lock that lets one sequencer run at a
+time. Sequencer transactions therefore commit in the order of their ids, and a reader that can
+see position ``(x, i)`` can already see every smaller one: readers walk ``(xid, id) > cursor``
+and nothing ever appears behind them.
+
+Readers used to wait instead for every transaction older than the event to finish
+(``pg_snapshot_xmin``); one idle session in a transaction, in any database of the server, then
+held back every stream and hook. The sequencer waits for nothing but its own short lock. Any
+reader (each API process's hub, each worker's hook dispatcher) sequences before it reads, so
+events are sequenced within a notification's round trip; the cost is one UPDATE of each event
+row (docs/live-delivery.md has the measurements).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +35,15 @@ from app.db.events import Event
 from app.lib.correlation import current_correlation_id
 from app.lib.schema import timestamp
 
-__all__ = ["LiveEvent", "Position", "append_event", "event_rows", "position_of", "read_after"]
+__all__ = [
+    "LiveEvent",
+    "Position",
+    "append_event",
+    "event_rows",
+    "position_of",
+    "read_after",
+    "sequence_events",
+]
 
 REPLAY_PAGE = 500
 
@@ -131,18 +149,58 @@ def event_rows(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _COLUMNS = "id, xid, tenant_id, event, correlation_id, success, payload::text AS payload, occurred_at"
-_VISIBLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
+_VISIBLE = "xid IS NOT NULL"
+# One sequencer at a time, across every process on the database (the key spells "SWSEQ").
+SEQUENCER_LOCK = 0x5357534551
+SEQUENCE_BATCH = 10_000
+_ANY_UNSEQUENCED = "SELECT EXISTS (SELECT FROM events WHERE xid IS NULL)"
+_SEQUENCE = """
+UPDATE events SET xid = pg_current_xact_id()
+WHERE id IN (SELECT id FROM events WHERE xid IS NULL ORDER BY id LIMIT $1)
+"""
+
+
+async def sequence_events(pool: asyncpg.Pool | asyncpg.Connection) -> int:
+    """Give every committed, unsequenced event its delivery position; returns how many.
+
+    After it returns, every event that had committed before the call is sequenced and visible
+    to the caller's next statement: either this call stamped it, or the sequencer this call
+    waited for (the lock) did.
+    """
+    async with _connection(pool) as connection:
+        if not await connection.fetchval(_ANY_UNSEQUENCED):
+            return 0
+        total = 0
+        while True:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", SEQUENCER_LOCK)
+                done = int((await connection.execute(_SEQUENCE, SEQUENCE_BATCH)).split()[-1])
+            total += done
+            if done < SEQUENCE_BATCH:
+                return total
+
+
+@contextlib.asynccontextmanager
+async def _connection(pool: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as connection:
+            yield connection
+    else:
+        yield pool
 
 
 async def position_of(connection: asyncpg.Connection | asyncpg.Pool, event_id: int) -> Position | None:
-    xid = await connection.fetchval("SELECT xid FROM events WHERE id = $1", event_id)
+    xid = await connection.fetchval("SELECT xid FROM events WHERE id = $1 AND xid IS NOT NULL", event_id)
     return None if xid is None else Position(xid, event_id)
 
 
 async def current_start(connection: asyncpg.Connection | asyncpg.Pool) -> Position:
-    """The position before every event a reader starting now has not yet been able to see."""
-    xmin = await connection.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")
-    return Position(xmin, 0)
+    """The position before every event a reader starting now has not yet been able to see: the
+    newest sequenced one (whatever is sequenced later gets a larger position)."""
+    row = await connection.fetchrow(
+        "SELECT xid, id FROM events WHERE xid IS NOT NULL ORDER BY xid DESC, id DESC LIMIT 1"
+    )
+    return START if row is None else Position(row["xid"], row["id"])
 
 
 async def read_all_after(
