@@ -56,6 +56,10 @@ class Settings:
     stream_ticket_seconds: float = 300.0
     stream_ticket_secret: str | None = None
     hook_max_body_bytes: int = 256 * 1024
+    max_schedules_per_script: int = 20
+    max_subscriptions_per_tenant: int = 1000
+    max_endpoints_per_tenant: int = 1000
+    schedule_min_interval_seconds: float = 60.0
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "console"
@@ -136,6 +140,18 @@ class Settings:
             stream_ticket_secret=_secret("STREAM_TICKET_SECRET", get("STREAM_TICKET_SECRET")),
             hook_max_body_bytes=_int(
                 "HOOK_MAX_BODY_BYTES", get("HOOK_MAX_BODY_BYTES"), 256 * 1024, minimum=1024
+            ),
+            max_schedules_per_script=_int(
+                "MAX_SCHEDULES_PER_SCRIPT", get("MAX_SCHEDULES_PER_SCRIPT"), 20, minimum=1
+            ),
+            max_subscriptions_per_tenant=_int(
+                "MAX_SUBSCRIPTIONS_PER_TENANT", get("MAX_SUBSCRIPTIONS_PER_TENANT"), 1000, minimum=1
+            ),
+            max_endpoints_per_tenant=_int(
+                "MAX_ENDPOINTS_PER_TENANT", get("MAX_ENDPOINTS_PER_TENANT"), 1000, minimum=1
+            ),
+            schedule_min_interval_seconds=_float(
+                "SCHEDULE_MIN_INTERVAL_SECONDS", get("SCHEDULE_MIN_INTERVAL_SECONDS"), 60.0, minimum=0.0
             ),
             cors_origins=tuple(o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()),
             log_level=_choice("LOG_LEVEL", (get("LOG_LEVEL") or "INFO").upper(), _LOG_LEVELS),

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from app.config import Settings
 from app.db.triggers import Schedule
 from app.domain.triggers.schedules import ScheduleService, next_fire_times
 from app.domain.triggers.schemas import (
@@ -153,11 +154,15 @@ class SubscriptionController(Controller):
         subscriptions: NamedDependency[SubscriptionService],
         tenant_id: Tenant,
         actor: CurrentActor,
+        settings: NamedDependency[Settings],
         subject: FromPath[str],
         data: SubscriptionBody,
     ) -> SubscriptionOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        return SubscriptionOut.of(await subscriptions.subscribe(tenant_id, actor, subject, data))
+        subscription = await subscriptions.subscribe(
+            tenant_id, actor, subject, data, max_per_tenant=settings.max_subscriptions_per_tenant
+        )
+        return SubscriptionOut.of(subscription)
 
     @get(
         "/",
@@ -255,19 +260,30 @@ class ScriptScheduleController(Controller):
         summary="Schedule a script",
         description="The worker starts a SCHEDULED_TASK run of the script's active version at each fire "
         "time, computed in `timezone` (DST included), once per fire time even with several workers. "
-        "`nextFireTimes` shows the next 5 (empty while inactive). A bad cron or time zone is 400.",
-        responses=errors(400, 401, 403, 404, 413),
+        "`nextFireTimes` shows the next 5 (empty while inactive). A bad cron or time zone, or a cron "
+        "that fires more often than SCHEDULE_MIN_INTERVAL_SECONDS (60), is 400 naming the field; a script "
+        "with MAX_SCHEDULES_PER_SCRIPT (20) schedules already is 409 QUOTA_EXCEEDED.",
+        responses=errors(400, 401, 403, 404, 409, 413),
     )
     async def create_schedule(
         self,
         schedules: Schedules,
         tenant_id: Tenant,
         actor: CurrentActor,
+        settings: NamedDependency[Settings],
         script_id: FromPath[UUID],
         data: ScheduleCreateBody,
     ) -> ScheduleOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        return _schedule_out(await schedules.create_schedule(tenant_id, actor, script_id, data))
+        schedule = await schedules.create_schedule(
+            tenant_id,
+            actor,
+            script_id,
+            data,
+            max_per_script=settings.max_schedules_per_script,
+            min_interval_seconds=settings.schedule_min_interval_seconds,
+        )
+        return _schedule_out(schedule)
 
     @get(
         "/",
@@ -305,11 +321,15 @@ class ScheduleController(Controller):
         schedules: Schedules,
         tenant_id: Tenant,
         actor: CurrentActor,
+        settings: NamedDependency[Settings],
         schedule_id: FromPath[UUID],
         data: ScheduleUpdateBody,
     ) -> ScheduleOut:
         ensure_same_tenant(tenant_id, data.tenant_id or None)
-        return _schedule_out(await schedules.update_schedule(tenant_id, actor, schedule_id, data))
+        schedule = await schedules.update_schedule(
+            tenant_id, actor, schedule_id, data, min_interval_seconds=settings.schedule_min_interval_seconds
+        )
+        return _schedule_out(schedule)
 
     @delete(
         "/{schedule_id:uuid}",

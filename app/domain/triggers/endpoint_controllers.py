@@ -49,7 +49,8 @@ class ScriptEndpointController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Create a custom endpoint",
         description="Requests to `/hooks/{tenantId}/{route}` with this method start ENDPOINT_REQUEST runs "
-        "of the script's active version. (method, route) is unique per tenant: 409 ROUTE_TAKEN.",
+        "of the script's active version. (method, route) is unique per tenant: 409 ROUTE_TAKEN; a tenant "
+        "with MAX_ENDPOINTS_PER_TENANT (1,000) endpoints already is 409 QUOTA_EXCEEDED.",
         responses=errors(400, 401, 403, 404, 409, 413),
     )
     async def create_endpoint(
@@ -57,11 +58,15 @@ class ScriptEndpointController(Controller):
         endpoints: Endpoints,
         tenant_id: Tenant,
         actor: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         script_id: FromPath[UUID],
         data: EndpointBody,
     ) -> EndpointOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        return EndpointOut.of(await endpoints.create_endpoint(tenant_id, actor, script_id, data))
+        endpoint = await endpoints.create_endpoint(
+            tenant_id, actor, script_id, data, max_per_tenant=settings.max_endpoints_per_tenant
+        )
+        return EndpointOut.of(endpoint)
 
     @get(
         "/",

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
@@ -34,7 +34,7 @@ from app.db.scripts import Script
 from app.db.triggers import Endpoint
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import ROUTE_PATTERN, EndpointCreate
-from app.domain.triggers.services import ensure_script
+from app.domain.triggers.services import ensure_quota, ensure_script
 from app.domain.triggers.signatures import SIGNATURE_HEADER
 from app.domain.triggers.signatures import verify as verify_signature
 from app.lib.correlation import current_correlation_id
@@ -197,7 +197,13 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
         )
 
     async def create_endpoint(
-        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, data: EndpointCreate
+        self,
+        tenant_id: str,
+        actor: Principal,
+        script_id: uuid.UUID,
+        data: EndpointCreate,
+        *,
+        max_per_tenant: int,
     ) -> Endpoint:
         if "//" in data.route or data.route.endswith("/"):
             raise ValidationFailed(
@@ -205,6 +211,13 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
                 details=[{"field": "route", "message": "empty path segment", "source": "body"}],
             )
         await ensure_script(self.session, tenant_id, script_id)
+        await ensure_quota(
+            self.session,
+            f"endpoints\x1f{tenant_id}",
+            select(func.count()).select_from(Endpoint).where(Endpoint.tenant_id == tenant_id),
+            max_per_tenant,
+            "custom endpoints per tenant",
+        )
         now = datetime.datetime.now(datetime.UTC)
         row = (
             await self.session.scalars(

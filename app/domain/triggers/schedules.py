@@ -9,19 +9,20 @@ firing. Deleting is soft (``deleted_at``): runs keep pointing at their schedule.
 from __future__ import annotations
 
 import datetime
+import itertools
 import uuid
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from uuid_utils.compat import uuid7
 
 from app.db.triggers import Schedule
 from app.domain.triggers.cron import CronError, CronSchedule, normalize_cron, validate_timezone
 from app.domain.triggers.schemas import ScheduleCreate, ScheduleUpdate
-from app.domain.triggers.services import ensure_script
+from app.domain.triggers.services import ensure_quota, ensure_script
 from app.lib.errors import NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
@@ -36,8 +37,9 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def cron_schedule(cron: str, timezone: str) -> CronSchedule:
-    """The schedule's cron in its zone; a bad expression or zone is 400 naming the field."""
+def cron_schedule(cron: str, timezone: str, min_interval_seconds: float = 0.0) -> CronSchedule:
+    """The schedule's cron in its zone; a bad expression or zone, or a cron that fires more often
+    than ``min_interval_seconds`` (SCHEDULE_MIN_INTERVAL_SECONDS), is 400 naming the field."""
     for field, check, value in (("cron", normalize_cron, cron), ("timezone", validate_timezone, timezone)):
         try:
             check(value)
@@ -46,7 +48,23 @@ def cron_schedule(cron: str, timezone: str) -> CronSchedule:
                 f"Invalid {field}: {error}.",
                 details=[{"field": field, "message": str(error), "source": "body"}],
             ) from None
-    return CronSchedule(cron, timezone)
+    schedule = CronSchedule(cron, timezone)
+    if min_interval_seconds > 0 and (gap := _shortest_gap(schedule)) < min_interval_seconds:
+        message = f"fires every {gap:g} s at times; the minimum interval is {min_interval_seconds:g} s"
+        raise ValidationFailed(
+            f"Invalid cron: it {message}.", details=[{"field": "cron", "message": message, "source": "body"}]
+        )
+    return schedule
+
+
+# Fire times looked at for the shortest gap: a pattern's densest stretch shows up within them
+# (every minute of an hour, two minutes of a year, ...).
+_GAP_SAMPLE = 120
+
+
+def _shortest_gap(schedule: CronSchedule) -> float:
+    times = schedule.next_fire_times(_now(), _GAP_SAMPLE)
+    return min(((b - a).total_seconds() for a, b in itertools.pairwise(times)), default=float("inf"))
 
 
 def next_fire_times(row: Schedule, now: datetime.datetime | None = None) -> list[datetime.datetime]:
@@ -87,10 +105,26 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         return row
 
     async def create_schedule(
-        self, tenant_id: str, actor: Principal, script_id: uuid.UUID, data: ScheduleCreate
+        self,
+        tenant_id: str,
+        actor: Principal,
+        script_id: uuid.UUID,
+        data: ScheduleCreate,
+        *,
+        max_per_script: int,
+        min_interval_seconds: float,
     ) -> Schedule:
-        cron = cron_schedule(data.cron, data.timezone)
+        cron = cron_schedule(data.cron, data.timezone, min_interval_seconds)
         await ensure_script(self.session, tenant_id, script_id)
+        await ensure_quota(
+            self.session,
+            f"schedules\x1f{script_id}",
+            select(func.count())
+            .select_from(Schedule)
+            .where(Schedule.script_id == script_id, Schedule.deleted_at.is_(None)),
+            max_per_script,
+            "schedules per script",
+        )
         now = _now()
         next_fire = cron.next_after(now) if data.active else None
         row = Schedule(
@@ -113,7 +147,13 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         return row
 
     async def update_schedule(
-        self, tenant_id: str, actor: Principal, schedule_id: uuid.UUID, data: ScheduleUpdate
+        self,
+        tenant_id: str,
+        actor: Principal,
+        schedule_id: uuid.UUID,
+        data: ScheduleUpdate,
+        *,
+        min_interval_seconds: float,
     ) -> Schedule:
         # Locked: a scheduler pass holding this schedule finishes first (and one that comes
         # later skips it while we hold it), so the recomputed fire time is never overwritten.
@@ -127,7 +167,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         cron_text = row.cron if data.cron is UNSET else data.cron
         timezone = row.timezone if data.timezone is UNSET else data.timezone
         active = row.active if data.active is UNSET else data.active
-        cron = cron_schedule(cron_text, timezone)
+        cron = cron_schedule(cron_text, timezone, min_interval_seconds if data.cron is not UNSET else 0.0)
         if (cron.expression, timezone, active) != (row.cron, row.timezone, row.active):
             now = _now()
             next_fire = cron.next_after(now) if active else None

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
@@ -49,6 +49,7 @@ __all__ = [
     "EventTypeService",
     "IncomingEventService",
     "SubscriptionService",
+    "ensure_quota",
     "ensure_script",
     "validate_subject",
 ]
@@ -87,6 +88,23 @@ def validate_subject(subject: str) -> str:
             details=[{"field": "subject", "message": f"must match {SUBJECT_PATTERN}", "source": "path"}],
         )
     return subject
+
+
+async def ensure_quota(
+    session: AsyncSession, scope: str, count: Select[tuple[int]], limit: int, what: str
+) -> None:
+    """409 QUOTA_EXCEEDED when ``count`` (of the rows ``scope`` names) has reached ``limit``.
+
+    Creations in one scope take a transaction-scoped lock first, so two concurrent ones cannot
+    both see room for one more.
+    """
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"quota\x1f{scope}", 0))))
+    if (await session.scalar(count) or 0) >= limit:
+        raise Conflict(
+            f"The limit of {limit} {what} is reached; delete one first.",
+            code="QUOTA_EXCEEDED",
+            details={"limit": limit},
+        )
 
 
 async def ensure_script(session: AsyncSession, tenant_id: str, script_id: uuid.UUID) -> None:
@@ -202,11 +220,26 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
         return list(await self.repository.get_many(Keyset(("created_at", "id"), page), *conditions))
 
     async def subscribe(
-        self, tenant_id: str, actor: Principal, subject: str, data: SubscriptionCreate
+        self,
+        tenant_id: str,
+        actor: Principal,
+        subject: str,
+        data: SubscriptionCreate,
+        *,
+        max_per_tenant: int,
     ) -> TriggerSubscription:
         validate_subject(subject)
         await ensure_event_name(self.session, tenant_id, data.event_name)
         await ensure_script(self.session, tenant_id, data.script_id)
+        await ensure_quota(
+            self.session,
+            f"subscriptions\x1f{tenant_id}",
+            select(func.count())
+            .select_from(TriggerSubscription)
+            .where(TriggerSubscription.tenant_id == tenant_id, TriggerSubscription.active),
+            max_per_tenant,
+            "active trigger subscriptions per tenant",
+        )
         now = _now()
         # The partial unique index decides between concurrent creates: the second one waits for
         # the first to commit, then inserts nothing.
