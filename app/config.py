@@ -6,8 +6,10 @@ that change the environment call ``get_settings.cache_clear()``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +34,7 @@ class Settings:
     worker_poll_seconds: float = 1.0
     worker_fake_delay_ms: tuple[int, int] = (1000, 2000)
     worker_batch_size: int = 100
+    tenant_max_in_flight: int | None = None  # per worker and tenant; None: unlimited
     worker_lease_seconds: float = 30.0
     worker_max_attempts: int = 5
     handler_timeout_seconds: float = 300.0
@@ -74,6 +77,13 @@ class Settings:
     scheduler_retry_base_seconds: float = 1.0
     scheduler_retry_max_seconds: float = 300.0
     rate_limit_per_minute: int = 6000
+    # Per route family (commands, events, hooks: RATE_LIMIT_PER_MINUTE unless set; writes: every
+    # other POST/PUT/PATCH/DELETE), overridable per tenant with TENANT_LIMITS.
+    rate_limits_per_minute: dict[str, int] = field(
+        default_factory=lambda: {"commands": 6000, "events": 6000, "hooks": 6000, "writes": 60000}
+    )
+    tenant_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    rate_limit_store_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -93,6 +103,8 @@ class Settings:
             worker_poll_seconds=_float("WORKER_POLL_SECONDS", get("WORKER_POLL_SECONDS"), 1.0, minimum=0.01),
             worker_fake_delay_ms=_delay_range(get("WORKER_FAKE_DELAY_MS")),
             worker_batch_size=_int("WORKER_BATCH_SIZE", get("WORKER_BATCH_SIZE"), 100, minimum=1),
+            tenant_max_in_flight=_int("TENANT_MAX_IN_FLIGHT", get("TENANT_MAX_IN_FLIGHT"), 0, minimum=0)
+            or None,
             worker_lease_seconds=_float(
                 "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, minimum=0.1
             ),
@@ -181,6 +193,9 @@ class Settings:
             rate_limit_per_minute=_int(
                 "RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE"), 6000, minimum=1
             ),
+            rate_limits_per_minute=_family_limits(get),
+            tenant_limits=_tenant_limits(get("TENANT_LIMITS")),
+            rate_limit_store_url=_redis_url(get("RATE_LIMIT_STORE_URL")),
         )
 
     @property
@@ -311,6 +326,52 @@ def _auth_tokens(value: str | None) -> dict[str, Principal]:
             raise ConfigError(f"{where} repeats a token of an earlier entry")
         tokens[match.group("token")] = Principal(id=match.group("actor"), roles=roles, tenants=tenants)
     return tokens
+
+
+RATE_LIMIT_FAMILIES = ("commands", "events", "hooks", "writes")
+
+
+def _family_limits(get: Callable[[str], str | None]) -> dict[str, int]:
+    """RATE_LIMIT_<FAMILY>_PER_MINUTE; commands, events and hooks default to RATE_LIMIT_PER_MINUTE."""
+    shared = _int("RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE"), 6000, minimum=1)
+    limits = {}
+    for family in RATE_LIMIT_FAMILIES:
+        name = f"RATE_LIMIT_{family.upper()}_PER_MINUTE"
+        limits[family] = _int(name, get(name), 60000 if family == "writes" else shared, minimum=1)
+    return limits
+
+
+def _tenant_limits(value: str | None) -> dict[str, dict[str, int]]:
+    """TENANT_LIMITS: JSON ``{"acme": {"commands": 12000}}``, per tenant and route family."""
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ConfigError('TENANT_LIMITS must be JSON like {"acme": {"commands": 12000}}') from None
+    if not isinstance(parsed, dict):
+        raise ConfigError('TENANT_LIMITS must be a JSON object like {"acme": {"commands": 12000}}')
+    limits: dict[str, dict[str, int]] = {}
+    for tenant, families in parsed.items():
+        if not _TENANT.match(tenant) or not isinstance(families, dict):
+            raise ConfigError(f"TENANT_LIMITS: {tenant!r} must be a tenant id mapping families to limits")
+        for family, limit in families.items():
+            if family not in RATE_LIMIT_FAMILIES:
+                raise ConfigError(
+                    f"TENANT_LIMITS: {tenant}.{family}: families are {', '.join(RATE_LIMIT_FAMILIES)}"
+                )
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigError(
+                    f"TENANT_LIMITS: {tenant}.{family} must be a positive integer, got {limit!r}"
+                )
+        limits[tenant] = dict(families)
+    return limits
+
+
+def _redis_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"RATE_LIMIT_STORE_URL must be a redis:// (or rediss://) URL, got {value!r}")
+    return value
 
 
 def _secret(name: str, value: str | None) -> str | None:

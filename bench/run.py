@@ -91,6 +91,9 @@ async def main(args: argparse.Namespace) -> None:
         "LOG_LEVEL": "WARNING",
         "WORKER_ENABLED": "false",
         "WORKER_FAKE_DELAY_MS": "0",
+        # Throughput is measured here, not the per-tenant limits: one tenant sends it all.
+        "RATE_LIMIT_PER_MINUTE": "100000000",
+        "RATE_LIMIT_WRITES_PER_MINUTE": "100000000",
     }
     only = set(args.only.split(",")) if args.only else None
     rows: list[Row] = []

@@ -1,51 +1,53 @@
-"""Rate limits per tenant on the routes that let outsiders create work: ``POST /commands``,
-``POST /events`` and ``/hooks/…``.
+"""Rate limits per tenant and route family (SPEC 11): ``commands`` (``POST /commands``),
+``events`` (``POST /events``), ``hooks`` (``/hooks/…``) and ``writes`` (every other POST, PUT,
+PATCH and DELETE). Reads are not limited.
 
-A route counts when its handler's opt names a limit group (``RATE_LIMIT_OPT``); a key is the
-group and the tenant (the ``tenant_id`` path parameter of ``/hooks``, else the ``x-tenant-id``
-header). Each key has a fixed window: it opens with the key's first request and ends a minute
-later, and a refused request does not count. Beyond the limit the answer is 429
+A key is the family and the tenant (the ``tenant_id`` path parameter of ``/hooks``, else the
+``x-tenant-id`` header). Each family has a limit per minute (``RATE_LIMIT_<FAMILY>_PER_MINUTE``),
+and ``TENANT_LIMITS`` overrides it per tenant. Beyond the limit the answer is 429
 ``RATE_LIMIT_EXCEEDED`` in the standard error shape with ``Retry-After``; every counted response
-carries the ``RateLimit-*`` headers. Each group counts separately, so a flood of webhooks does
+carries the ``RateLimit-*`` headers. Each family counts separately, so a flood of webhooks does
 not starve a tenant's commands.
 
-The counts live where the app's ``rate_limit`` store says, the store Litestar's own rate limiting
-uses: with Litestar's default in-memory store, in this process (``FixedWindows``), so behind N
-API processes a tenant gets up to N times the limit; with any other store (e.g. Litestar's
-``RedisStore``), in that store (``StoreWindows``), one limit for every process sharing it.
+Where the counts live: in this process (``FixedWindows``: no await, no lock), so behind N API
+processes a tenant gets up to N times the limit; or, with ``RATE_LIMIT_STORE_URL``, in Redis
+(``RedisWindows``), one limit for every process sharing it.
 
 Written here rather than with Litestar's ``RateLimitMiddleware``: that one is built on the
 deprecated ``AbstractMiddleware``, keeps a list of every request's timestamp per key (up to the
 limit), JSON-encodes it back into the store on every request, and does so under one process-wide
 lock held across three event-loop yields. Every limited request of the process queued behind
-that lock; at 500 requests/s it added some 35 ms of waiting to each ``POST /commands``.
+that lock; at 500 requests/s it added some 35 ms of waiting to each ``POST /commands``. Redis's
+own ``INCR`` makes a shared count atomic, which a get-then-set store cannot.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
+import redis
+import redis.asyncio
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.stores.memory import MemoryStore
 
 from app.lib.errors import RateLimited
 
 if TYPE_CHECKING:
-    from litestar.stores.base import Store
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RATE_LIMIT_OPT", "RATE_LIMIT_STORE", "FixedWindows", "StoreWindows", "TenantRateLimitMiddleware"]
+    from app.config import Settings
 
-# Route opt: the name of the limit group the route counts against.
+__all__ = ["RATE_LIMIT_OPT", "FixedWindows", "RateLimits", "RedisWindows", "TenantRateLimitMiddleware"]
+
+logger = logging.getLogger("app.rate_limit")
+
+# Route opt: the route family a route counts against (commands, events, hooks).
 RATE_LIMIT_OPT = "rate_limit_group"
-# The app's store (``Litestar.stores``) holding the counts; Litestar's rate limiting uses it too.
-RATE_LIMIT_STORE = "rate_limit"
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PERIOD = 60  # seconds: the limit is per minute
 _SWEEP_AT = 10_000
-_LOCK_STRIPES = 64
 
 
 class FixedWindows:
@@ -76,87 +78,109 @@ class FixedWindows:
             del self._counts[key]
 
 
-class StoreWindows:
-    """The same windows kept in a Litestar ``Store``, shared by every process that uses it.
+class RedisWindows:
+    """The same windows in Redis, shared by every API process that names it
+    (``RATE_LIMIT_STORE_URL``): one ``INCR`` of the window's key and its expiry, in one atomic
+    round trip, so two processes can never both take the last request of a window.
 
-    A store offers get and set, no increment: a count is read, then written back. Within the
-    process a lock per stripe of keys keeps two requests of one key from both reading the same
-    count; across processes two such requests may still both pass, as with Litestar's own
-    store-backed limit.
+    When Redis cannot be reached the request passes (a limit is a guard, not a reason to stop
+    serving), and the outage is logged once a minute.
     """
 
-    __slots__ = ("_locks", "_period", "store")
-
-    def __init__(self, store: Store, period: int) -> None:
-        self.store = store
+    def __init__(self, url: str, period: int) -> None:
+        self.client = redis.asyncio.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._period = period
-        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._warned_at = 0.0
 
     async def hit(self, key: str, limit: int) -> tuple[bool, int, int]:
-        """Count a request unless the key is at its limit: (allowed, requests, reset time)."""
-        async with self._locks[hash(key) % _LOCK_STRIPES]:
-            now = int(time.time())
-            count, reset = _decode(await self.store.get(key))
-            if reset <= now:
-                count, reset = 0, now + self._period
-            if count >= limit:
-                return False, count, reset
-            count += 1
-            await self.store.set(key, f"{count} {reset}", expires_in=reset - now)
-            return True, count, reset
+        now = time.time()
+        start = int(now // self._period) * self._period
+        reset = start + self._period
+        name = f"scriptworks:rate-limit:{key}:{start}"
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                count, _ = await pipe.incr(name).expire(name, 2 * self._period).execute()
+        except (redis.RedisError, OSError) as error:
+            if now - self._warned_at > self._period:
+                self._warned_at = now
+                logger.warning("rate limits not counted: the shared store is unreachable (%s)", error)
+            return True, 0, reset
+        return count <= limit, min(count, limit), reset
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
-def _decode(stored: bytes | None) -> tuple[int, int]:
-    """(requests, reset time) of a stored window; an absent or unreadable one has ended."""
-    count, _, reset = (stored or b"").partition(b" ")
-    return (int(count), int(reset)) if count.isdigit() and reset.isdigit() else (0, 0)
+class RateLimits:
+    """What each tenant may send per minute and route family, and where it is counted."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.defaults = settings.rate_limits_per_minute
+        self.per_tenant = settings.tenant_limits
+        self.local = FixedWindows(_PERIOD)
+        self.shared = (
+            RedisWindows(settings.rate_limit_store_url, _PERIOD)
+            if settings.rate_limit_store_url is not None
+            else None
+        )
+
+    def limit(self, tenant: str, family: str) -> int:
+        override = self.per_tenant.get(tenant)
+        if override is not None and family in override:
+            return override[family]
+        return self.defaults[family]
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
 
 
 class TenantRateLimitMiddleware(ASGIMiddleware):
-    """Counts the requests of limited routes per group and tenant; refuses those beyond the limit."""
+    """Counts requests per route family and tenant; refuses those beyond the tenant's limit."""
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, requests_per_minute: int) -> None:
-        self.limit = requests_per_minute
-        self._local = FixedWindows(_PERIOD)
-        self._shared: StoreWindows | None = None
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope.get("route_handler")
-        group = None if handler is None else handler.opt.get(RATE_LIMIT_OPT)
-        if group is None:
-            await next_app(scope, receive, send)  # most routes have no limit: cost them nothing
+        family = _family(scope)
+        if family is None:
+            await next_app(scope, receive, send)  # reads have no limit: cost them nothing
             return
-        key = f"{group}:{_tenant(scope)}"
-        windows = self._windows(scope["litestar_app"].stores.get(RATE_LIMIT_STORE))
-        if windows is None:
-            allowed, count, reset = self._local.hit(key, self.limit)
+        tenant = _tenant(scope)
+        limit = self.limits.limit(tenant, family)
+        key = f"{family}:{tenant}"
+        if self.limits.shared is None:
+            allowed, count, reset = self.limits.local.hit(key, limit)
         else:
-            allowed, count, reset = await windows.hit(f"tenant-rate-limit::{key}", self.limit)
-        headers = self._headers(count, reset)
+            allowed, count, reset = await self.limits.shared.hit(key, limit)
+        headers = _headers(limit, count, reset)
         if not allowed:
             raise RateLimited(
-                "Too many requests for this tenant; retry later.",
+                f"Too many {family} requests for this tenant; retry later.",
                 headers={"Retry-After": str(max(1, reset - int(time.time()))), **headers},
             )
         await next_app(scope, receive, _with_headers(send, headers))
 
-    def _windows(self, store: Store) -> StoreWindows | None:
-        """The windows in ``store``; None for Litestar's default in-memory store (in-process counts)."""
-        if isinstance(store, MemoryStore):
-            return None
-        if self._shared is None or self._shared.store is not store:
-            self._shared = StoreWindows(store, _PERIOD)
-        return self._shared
 
-    def _headers(self, count: int, reset: int) -> dict[str, str]:
-        return {
-            "RateLimit-Policy": f"{self.limit}; w={_PERIOD}",
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(max(self.limit - count, 0)),
-            "RateLimit-Reset": str(max(reset - int(time.time()), 0)),
-        }
+def _family(scope: Scope) -> str | None:
+    """The route family a request counts against: the handler's own (commands, events, hooks),
+    else ``writes`` for any other change, else none."""
+    handler = scope.get("route_handler")
+    family = None if handler is None else handler.opt.get(RATE_LIMIT_OPT)
+    if family is None and scope.get("method") in _WRITES:
+        family = "writes"
+    return family
+
+
+def _headers(limit: int, count: int, reset: int) -> dict[str, str]:
+    return {
+        "RateLimit-Policy": f"{limit}; w={_PERIOD}",
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(max(limit - count, 0)),
+        "RateLimit-Reset": str(max(reset - int(time.time()), 0)),
+    }
 
 
 def _tenant(scope: Scope) -> str:

@@ -51,7 +51,7 @@ from app.lib.logging import configure_logging
 from app.lib.openapi import document_access, document_idempotency
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
-from app.lib.rate_limit import TenantRateLimitMiddleware
+from app.lib.rate_limit import RateLimits, TenantRateLimitMiddleware
 from app.lib.tenancy import provide_tenant_id
 from app.server.database import (
     alchemy_config,
@@ -108,7 +108,7 @@ SECURITY_SCHEMES = {
 }
 
 
-def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
+def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig, rate_limits: RateLimits):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         warn_development_mode(settings)
@@ -137,6 +137,7 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig):
             if worker is not None:
                 await worker.stop()
             await hub.stop()
+            await rate_limits.close()
             await app.state.statement_pool.close()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     database = alchemy_config(settings)
+    rate_limits = RateLimits(settings)
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -224,7 +226,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HeaderLimitMiddleware(),
             prometheus_config.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
-            TenantRateLimitMiddleware(settings.rate_limit_per_minute),
+            TenantRateLimitMiddleware(rate_limits),
             IdempotencyMiddleware(database, settings),
         ],
         # SPEC 3.1's role table, for every route (app.lib.access).
@@ -233,7 +235,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_correlation_header],
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors,
-        lifespan=[_lifespan(settings, database)],
+        lifespan=[_lifespan(settings, database, rate_limits)],
         on_shutdown=[_stop_embedded_database(settings)],
         openapi_config=OpenAPIConfig(
             title="Scriptworks API",

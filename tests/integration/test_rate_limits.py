@@ -1,16 +1,19 @@
-"""Per-tenant rate limits on POST /commands, POST /events and /hooks/… (429 with Retry-After)."""
+"""Per-tenant rate limits per route family: POST /commands, POST /events, /hooks/… and every other
+write (429 with Retry-After); TENANT_LIMITS; one limit across API processes sharing Redis."""
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+import httpx
 import pytest
-from litestar.stores.file import FileStore
 from litestar.testing import AsyncTestClient
 
 from app.server.core import create_app
-from tests.conftest import Api, assert_error, make_settings, new_tenant
+from tests.conftest import ADMIN_TOKEN, Api, assert_error, make_settings, new_tenant, process_env
+from tests.support.server import ServerProcess
 from tests.support.triggers import event_type, published_script
 
 LIMIT = 3
@@ -96,24 +99,76 @@ async def test_the_default_limit_is_generous(api: Api) -> None:
     assert int(responses[-1].headers["RateLimit-Limit"]) == 6000
 
 
-async def test_a_shared_store_counts_across_apps(database_url: str, tmp_path: Path) -> None:
-    """With a ``rate_limit`` store other than the in-process one, Litestar's store-backed
-    counting applies: two apps (think two API processes) share one limit."""
-    store = FileStore(tmp_path / "rate-limits")
-    apps = [create_app(make_settings(database_url, RATE_LIMIT_PER_MINUTE=str(LIMIT))) for _ in range(2)]
-    for app in apps:
-        app.stores.register("rate_limit", store, allow_override=True)
+def redis_url() -> str | None:
+    """The machine's Redis, when one answers on 127.0.0.1:6379."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as connection:
+            connection.sendall(b"PING\r\n")
+            if connection.recv(16).startswith(b"+PONG"):
+                return "redis://127.0.0.1:6379/0"
+    except OSError:
+        pass
+    return None
+
+
+REDIS = redis_url()
+needs_redis = pytest.mark.skipif(REDIS is None, reason="no Redis answers on 127.0.0.1:6379")
+
+
+@needs_redis
+async def test_two_api_processes_sharing_redis_hold_one_limit_together(
+    database_url: str, processes: list[ServerProcess]
+) -> None:
+    env = process_env(
+        database_url, RATE_LIMIT_STORE_URL=str(REDIS), RATE_LIMIT_COMMANDS_PER_MINUTE=str(LIMIT)
+    )
+    first, second = ServerProcess(env).start(), ServerProcess(env).start()
+    processes += [first, second]
     tenant = new_tenant()
-    async with (
-        AsyncTestClient(app=apps[0], base_url="http://testserver.local") as first,
-        AsyncTestClient(app=apps[1], base_url="http://testserver.local") as second,
-    ):
-        answers = [
-            await Api(client, tenant).post("/commands", json=COMMAND)
-            for client in (first, second, first, second)
-        ]
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "x-tenant-id": tenant}
+
+    answers = []
+    for server in (first, second, first, second, first):
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+            answers.append(await client.post("/commands", json=COMMAND))
 
     assert [r.status_code for r in answers[:LIMIT]] == [202] * LIMIT
     assert answers[1].headers["RateLimit-Remaining"] == str(LIMIT - 2)
-    assert_error(answers[LIMIT], 429, "RATE_LIMIT_EXCEEDED")
-    assert 1 <= int(answers[LIMIT].headers["Retry-After"]) <= 60
+    for refused in answers[LIMIT:]:
+        assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+async def test_writes_count_as_their_own_family_and_tenant_limits_override(database_url: str) -> None:
+    tenant, vip = new_tenant(), new_tenant()
+    settings = make_settings(
+        database_url,
+        RATE_LIMIT_WRITES_PER_MINUTE="2",
+        TENANT_LIMITS=json.dumps({vip: {"writes": 4}}),
+    )
+    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
+        plain = [
+            await Api(client, tenant).post("/scripts", json={"name": "S", "slug": f"s-{i}"}) for i in range(3)
+        ]
+        favoured = [
+            await Api(client, vip).post("/scripts", json={"name": "S", "slug": f"s-{i}"}) for i in range(5)
+        ]
+        reads = [await Api(client, tenant).get("/scripts") for _ in range(3)]
+        command = await Api(client, tenant).post("/commands", json=COMMAND)
+
+    assert [r.status_code for r in plain] == [201, 201, 429]
+    assert [r.status_code for r in favoured] == [201, 201, 201, 201, 429]
+    assert favoured[0].headers["RateLimit-Limit"] == "4"
+    assert {r.status_code for r in reads} == {200}
+    assert command.status_code == 202
+
+
+@needs_redis
+async def test_an_unreachable_shared_store_lets_requests_through(database_url: str) -> None:
+    settings = make_settings(
+        database_url, RATE_LIMIT_STORE_URL="redis://127.0.0.1:1/0", RATE_LIMIT_COMMANDS_PER_MINUTE="1"
+    )
+    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
+        answers = [await Api(client, new_tenant()).post("/commands", json=COMMAND) for _ in range(2)]
+
+    assert [r.status_code for r in answers] == [202, 202]
