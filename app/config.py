@@ -46,6 +46,7 @@ class Settings:
     ready_requires_worker: bool = False
     command_retention_days: float = 30.0
     metrics_port: int | None = None
+    metrics_top_tenants: int = 20
     idempotency_ttl_hours: float = 24.0
     auth_tokens: dict[str, Principal] = field(default_factory=dict)
     auth_jwt_secret: str | None = None
@@ -126,6 +127,7 @@ class Settings:
                 "COMMAND_RETENTION_DAYS", get("COMMAND_RETENTION_DAYS"), 30.0, minimum=0.0001
             ),
             metrics_port=_int("METRICS_PORT", get("METRICS_PORT"), 0, minimum=0) or None,
+            metrics_top_tenants=_int("METRICS_TOP_TENANTS", get("METRICS_TOP_TENANTS"), 20, minimum=1),
             worker_maintenance_seconds=_float(
                 "WORKER_MAINTENANCE_SECONDS", get("WORKER_MAINTENANCE_SECONDS"), 60.0, minimum=0.1
             ),

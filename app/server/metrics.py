@@ -41,6 +41,23 @@ _OUTBOX = text(
 )
 
 
+# The outbox per tenant, with bounded label cardinality: the tenants with the deepest backlogs
+# get a series of their own, every other tenant adds up under tenant="other".
+_OUTBOX_BY_TENANT = text(
+    """
+    WITH per_tenant AS (
+        SELECT tenant_id, count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest
+        FROM commands WHERE status = 'PENDING' GROUP BY tenant_id
+    ), ranked AS (
+        SELECT *, row_number() OVER (ORDER BY pending DESC, tenant_id) AS rank FROM per_tenant
+    )
+    SELECT CASE WHEN rank <= :top THEN tenant_id ELSE 'other' END AS tenant,
+           sum(pending) AS pending, max(oldest) AS oldest
+    FROM ranked GROUP BY 1 ORDER BY 1
+    """
+)
+
+
 class _Snapshot:
     """A one-off collector holding the values read for this scrape."""
 
@@ -66,6 +83,23 @@ async def _families(request: Request[Any, Any, Any]) -> list[Any]:
     engine = database.get_engine()
     async with engine.connect() as connection:
         row = (await connection.execute(_OUTBOX)).one()
+        tenants = (
+            await connection.execute(_OUTBOX_BY_TENANT, {"top": state.settings.metrics_top_tenants})
+        ).all()
+    depth = GaugeMetricFamily(
+        "scriptworks_outbox_tenant_pending",
+        "Commands waiting to be claimed, per tenant (the METRICS_TOP_TENANTS deepest; the rest as other).",
+        labels=["tenant"],
+    )
+    age = GaugeMetricFamily(
+        "scriptworks_outbox_tenant_oldest_pending_age_seconds",
+        "Age of the tenant's oldest pending command (the METRICS_TOP_TENANTS deepest; the rest as other).",
+        labels=["tenant"],
+    )
+    for tenant in tenants:
+        depth.add_metric([tenant.tenant], float(tenant.pending))
+        age.add_metric([tenant.tenant], float(tenant.oldest))
+    families += [depth, age]
     families += [
         _gauge("scriptworks_outbox_pending", "Commands waiting to be claimed.", row.pending),
         _gauge("scriptworks_outbox_processing", "Commands claimed and in progress.", row.processing),

@@ -233,3 +233,22 @@ async def test_retention_removes_incoming_events_no_retained_run_refers_to(
     assert pruned["incoming_events"] == 1
     assert_error(await api.get(f"/events/{unheard['eventId']}"), 404, "NOT_FOUND")
     assert (await api.get(f"/events/{heard['eventId']}")).status_code == 200
+
+
+async def test_metrics_show_the_outbox_per_tenant_with_the_rest_as_other(fresh_database_url: str) -> None:
+    settings = make_settings(fresh_database_url, METRICS_TOP_TENANTS="2")
+    async with AsyncTestClient(create_app(settings), base_url="http://testserver.local") as client:
+        backlog = {"deep": 3, "middle": 2, "shallow-1": 1, "shallow-2": 1}
+        for tenant, count in backlog.items():
+            for _ in range(count):
+                body = {"command": "X.Do.v1", "actor": {"userId": "u"}}
+                assert (await Api(client, tenant).post("/commands", json=body)).status_code == 202
+        samples = _samples((await Api(client, "deep").get("/metrics")).text)
+
+    depth = {k: v for k, v in samples.items() if k.startswith("scriptworks_outbox_tenant_pending")}
+    assert depth == {
+        "scriptworks_outbox_tenant_pending{tenant=deep}": 3,
+        "scriptworks_outbox_tenant_pending{tenant=middle}": 2,
+        "scriptworks_outbox_tenant_pending{tenant=other}": 2,
+    }
+    assert samples["scriptworks_outbox_tenant_oldest_pending_age_seconds{tenant=deep}"] >= 0
