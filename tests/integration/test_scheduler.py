@@ -40,6 +40,8 @@ def scheduler_settings(fresh_database_url: str) -> Settings:
         SCHEDULER_RETRY_BASE_SECONDS="5",
         SCHEDULER_MAX_ATTEMPTS="3",
         SCHEDULER_POLL_SECONDS="0.05",
+        # These tests schedule every second (a six-field cron) to see fires without waiting.
+        SCHEDULE_MIN_INTERVAL_SECONDS="0",
     )
 
 
@@ -206,9 +208,9 @@ async def test_the_scheduler_loop_fires_by_itself(api: Api, scheduler_settings: 
 
 async def test_two_worker_processes_start_exactly_one_run_per_fire_time(fresh_database_url: str) -> None:
     """A schedule due every second and two `scriptworks worker` processes for about 10 s."""
-    env = process_env(fresh_database_url, SCHEDULER_POLL_SECONDS="0.2")
+    env = process_env(fresh_database_url, SCHEDULER_POLL_SECONDS="0.2", SCHEDULE_MIN_INTERVAL_SECONDS="0")
     workers = [ServerProcess(env, command=["worker"]).start(wait_for_health=False) for _ in range(2)]
-    app = create_app(make_settings(fresh_database_url))
+    app = create_app(make_settings(fresh_database_url, SCHEDULE_MIN_INTERVAL_SECONDS="0"))
     try:
         async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
             api = Api(client, TENANT)
