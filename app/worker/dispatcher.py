@@ -16,6 +16,7 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,17 @@ class OutboxWorker:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(min_size=0, max_size=4, **self._connect())
+        connect = self._connect()
+        # The outbox statements are planned for the rows at hand on every run: a generic plan
+        # cached while the table was nearly empty (a fresh worker's first claims) would otherwise
+        # stay in use when a backlog of thousands arrives, until the next ANALYZE, and scan the
+        # whole table on every claim (measured: 70 ms claims instead of 10 while draining
+        # 100,000). Planning costs a millisecond or two per batch.
+        connect["server_settings"] = {
+            **connect.get("server_settings", {}),
+            "plan_cache_mode": "force_custom_plan",
+        }
+        self._pool = await asyncpg.create_pool(min_size=0, max_size=4, **connect)
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
@@ -146,11 +157,17 @@ class OutboxWorker:
                         logger.warning("reclaimed commands with expired leases", count=reclaimed)
                 self.last_heartbeat = time.time()
                 free = self.capacity - len(self._in_flight)
+                # Cleared here even when full: a wake-up (a NOTIFY) that came while every slot was
+                # taken would otherwise end each wait at once, and this loop would spin without
+                # ever yielding to the flusher that frees the slots (until the next reclaim).
+                self._wake.clear()
                 claimed: list[ClaimedCommand] = []
                 if free > 0:
-                    self._wake.clear()
                     claimed = await outbox.claim(
-                        min(free, self.settings.worker_batch_size), self.settings.worker_lease_seconds
+                        min(free, self.settings.worker_batch_size),
+                        self.settings.worker_lease_seconds,
+                        tenant_max_in_flight=self.settings.tenant_max_in_flight,
+                        in_hand=self._in_hand_by_tenant(),
                     )
                     for command in claimed:
                         task = asyncio.create_task(self._process(command))
@@ -167,6 +184,18 @@ class OutboxWorker:
                 await self._close_listener()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _in_hand_by_tenant(self) -> Counter[str]:
+        """Commands of each tenant this worker holds: claimed and not yet recorded.
+
+        TENANT_MAX_IN_FLIGHT caps what one worker runs of a tenant, so the claim counts this
+        worker's own commands, known here exactly, rather than every PROCESSING row of the
+        tenant: that would make it a cap shared by all workers, and a crashed worker's rows
+        would hold the tenant back until their leases expire.
+        """
+        if self.settings.tenant_max_in_flight is None:
+            return Counter()
+        return Counter(command.tenant_id for command, _ in self._in_flight.values())
 
     async def _process(self, command: ClaimedCommand) -> None:
         low, high = self.settings.worker_fake_delay_ms

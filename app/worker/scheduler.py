@@ -47,14 +47,32 @@ __all__ = ["Scheduler"]
 logger = structlog.get_logger("app.worker.scheduler")
 _stdlib_logger = logging.getLogger("app.worker.scheduler")
 
+# Due schedules round-robin across tenants, like commands (app.domain.commands.outbox): a due
+# schedule's turn is its place among its tenant's due schedules (most overdue first), and a pass
+# takes them by (turn, tenant in rotation order), the rotation starting after the tenant where this
+# scheduler's previous pass stopped ($3; '' at first) and wrapping around. Every tenant with due
+# schedules has its most overdue one started before any tenant has a second, so a tenant with
+# thousands of due schedules delays another tenant's by at most one rotation (one pass while the
+# tenants are fewer than the batch). Due schedules are few at any moment (each pass moves the ones
+# it claims on to their next fire time), so ranking all of them is cheap; only the first
+# 2 x batch of that order are joined and locked, in that order, SKIP LOCKED: a pass running at the
+# same moment as another takes the next ones instead of none.
 _CLAIM_DUE = """
 SELECT sch.id, sch.tenant_id, sch.script_id, sch.cron, sch.timezone, sch.next_fire_at,
        sch.failed_attempts, s.active_version_id IS NOT NULL AS has_active_version,
        s.status = 'ARCHIVED' AS archived
-FROM schedules AS sch
+FROM (
+    SELECT id, tenant_id, tenant_id <= $3 AS wrapped,
+           row_number() OVER (PARTITION BY tenant_id ORDER BY due_at, id) AS turn
+    FROM schedules
+    WHERE active AND due_at <= $1
+    ORDER BY turn, wrapped, tenant_id
+    LIMIT 2 * $2
+) AS fair
+JOIN schedules AS sch ON sch.id = fair.id
 JOIN scripts AS s ON s.id = sch.script_id
 WHERE sch.active AND sch.due_at <= $1
-ORDER BY sch.due_at
+ORDER BY fair.turn, fair.wrapped, fair.tenant_id
 LIMIT $2
 FOR UPDATE OF sch SKIP LOCKED
 """
@@ -87,6 +105,8 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.batch_size = settings.worker_batch_size
+        # Where the round-robin over tenants goes on from: the tenant served last in the last pass.
+        self.rotation = ""
         # Counters for tests and metrics.
         self.runs_started = 0
         self.failed_fires = 0
@@ -124,9 +144,10 @@ class Scheduler:
         async with self._pool.acquire() as connection, connection.transaction():
             if now is None:
                 now = await connection.fetchval("SELECT clock_timestamp()")
-            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size)
+            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size, self.rotation)
             if not claimed:
                 return 0
+            rotation = claimed[-1]["tenant_id"]  # rows come in the order they were taken
             starts: list[TriggeredStart] = []
             outcomes: list[_Outcome] = []
             for row in claimed:
@@ -143,6 +164,7 @@ class Scheduler:
                 [o.last_error for o in outcomes],
                 [o.last_fired_at for o in outcomes],
             )
+        self.rotation = rotation  # once the pass has committed
         self.runs_started += len(started)
         return len(claimed)
 
