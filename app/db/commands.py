@@ -14,7 +14,7 @@ from app.db.base import Base, TenantScoped
 
 __all__ = ["COMMAND_STATUSES", "Command"]
 
-COMMAND_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED")
+COMMAND_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
 
 
 class Command(TenantScoped, Base):
@@ -41,20 +41,34 @@ class Command(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "correlation_id", name="uq_commands_tenant_correlation"),
         CheckConstraint(
-            "status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED')", name="ck_commands_status"
+            "status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED')",
+            name="ck_commands_status",
         ),
         CheckConstraint(
             "(status = 'PROCESSING') = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
             name="ck_commands_lease",
         ),
         CheckConstraint(
-            "(status IN ('COMPLETED', 'FAILED')) = (completed_at IS NOT NULL)",
+            "(status IN ('COMPLETED', 'FAILED', 'CANCELLED')) = (completed_at IS NOT NULL)",
             name="ck_commands_completed_at",
         ),
-        # Claiming due work, reclaiming expired leases, pruning finished rows.
-        Index("ix_commands_due", "available_at", postgresql_where=text("status = 'PENDING'")),
-        Index("ix_commands_leases", "lease_expires_at", postgresql_where=text("status = 'PROCESSING'")),
+        # Claiming due work fairly (tenant by tenant, each tenant's oldest first), reclaiming
+        # expired leases, pruning finished rows.
         Index(
-            "ix_commands_finished", "completed_at", postgresql_where=text("status IN ('COMPLETED', 'FAILED')")
+            "ix_commands_due_by_tenant",
+            "tenant_id",
+            "available_at",
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index("ix_commands_leases", "lease_expires_at", postgresql_where=text("status = 'PROCESSING'")),
+        # The commands list, newest first: all of a tenant's, by status, by command name.
+        Index("ix_commands_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_commands_tenant_status", "tenant_id", "status", text("created_at DESC"), text("id DESC")),
+        Index("ix_commands_tenant_command", "tenant_id", "command", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_commands_finished",
+            "completed_at",
+            postgresql_where=text("status IN ('COMPLETED', 'FAILED', 'CANCELLED')"),
         ),
     )

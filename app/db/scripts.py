@@ -1,4 +1,5 @@
-"""Scripts, their immutable versions, and the audit log of every change to them."""
+"""Scripts, their immutable versions, and the audit log: every change to a script, and every
+operator action on a command (retry, cancel)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from app.db.base import Base, TenantScoped
 __all__ = ["SCRIPT_STATUSES", "AuditEntry", "Script", "ScriptVersion"]
 
 SCRIPT_STATUSES = ("DRAFT", "PUBLISHED", "ARCHIVED")
-AUDIT_ACTIONS = ("CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE")
+# Changes to scripts, then operations on commands (the entry names the command, not a script).
+AUDIT_ACTIONS = ("CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE", "RETRY", "CANCEL")
 
 
 class Script(TenantScoped, Base):
@@ -102,7 +104,9 @@ class ScriptVersion(TenantScoped, Base):
 class AuditEntry(TenantScoped, Base):
     __tablename__ = "audit_log"
 
-    script_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("scripts.id", ondelete="CASCADE"))
+    # What the entry is about: a script (and version), or, for RETRY and CANCEL, a command.
+    script_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("scripts.id", ondelete="CASCADE"))
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
     version: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str] = mapped_column(String(128))
@@ -111,7 +115,13 @@ class AuditEntry(TenantScoped, Base):
 
     __table_args__ = (
         CheckConstraint(
-            "action IN ('CREATE', 'UPDATE', 'PUBLISH', 'ROLLBACK', 'ARCHIVE')", name="ck_audit_log_action"
+            "action IN ('CREATE', 'UPDATE', 'PUBLISH', 'ROLLBACK', 'ARCHIVE', 'RETRY', 'CANCEL')",
+            name="ck_audit_log_action",
+        ),
+        CheckConstraint(
+            "CASE WHEN action IN ('RETRY', 'CANCEL') THEN correlation_id IS NOT NULL AND script_id IS NULL"
+            " ELSE script_id IS NOT NULL AND correlation_id IS NULL END",
+            name="ck_audit_log_subject",
         ),
         # Per-script trail (optionally by action), and the tenant-wide trail by actor/action/time.
         Index("ix_audit_log_script", "script_id", text("created_at DESC"), text("id DESC")),

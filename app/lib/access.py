@@ -89,8 +89,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("PUT", "/scripts/{script_id}/runs/triggered/{event_id}"): RUN,
     ("PUT", "/scripts/{script_id}/runs/scheduled/{schedule_id}"): RUN,
     # commands and live events
+    ("GET", "/commands"): READ,
     ("POST", "/commands"): COMMANDS,
     ("GET", "/commands/{correlation_id}"): READ,
+    ("POST", "/commands/{correlation_id}/retry"): COMMANDS,
+    ("POST", "/commands/{correlation_id}/cancel"): COMMANDS,
     ("GET", "/events/stream"): READ,
     ("POST", "/events/stream-tickets"): READ,
     # triggers

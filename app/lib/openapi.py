@@ -76,16 +76,19 @@ _MORE_EXAMPLES: dict[int, tuple[tuple[str, str], ...]] = {
 }
 
 
-def errors(*statuses: int, database: bool = True) -> dict[int, ResponseSpec]:
+def errors(
+    *statuses: int, database: bool = True, codes: dict[int, list[tuple[str, str]]] | None = None
+) -> dict[int, ResponseSpec]:
     """Response docs for the given error statuses, all with the ``{code, message, details}`` body.
 
-    Every route can answer 431 (headers too large) and, when it uses the database, 503.
+    Every route can answer 431 (headers too large) and, when it uses the database, 503. ``codes``
+    gives a status the route's own examples, ``(code, message)``, in place of the generic ones.
     """
     documented = dict.fromkeys((*statuses, 431, *((503,) if database else ())))
     specs: dict[int, ResponseSpec] = {}
     for status in documented:
         description, code, message = _ERRORS[status]
-        examples = [(code, message), *_MORE_EXAMPLES.get(status, ())]
+        examples = (codes or {}).get(status) or [(code, message), *_MORE_EXAMPLES.get(status, ())]
         specs[status] = ResponseSpec(
             data_container=ErrorBody,
             description=description,

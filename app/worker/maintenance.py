@@ -55,7 +55,7 @@ DELETE FROM incoming_events WHERE id IN (
 """
 _PRUNE_COMMANDS = """
 DELETE FROM commands WHERE id IN (
-    SELECT id FROM commands WHERE status IN ('COMPLETED', 'FAILED') AND completed_at < $2
+    SELECT id FROM commands WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND completed_at < $2
     ORDER BY completed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
 _BEAT = """

@@ -9,7 +9,18 @@ from typing import Any
 from tests.conftest import USER_TOKEN, Api, assert_error
 
 TIME_FORMAT_HINT = "must be an RFC 3339 date-time with a UTC offset, e.g. 2026-01-01T00:00:00.000Z"
-AUDIT_FIELDS = {"id", "tenantId", "scriptId", "version", "action", "actorId", "diffJson", "note", "createdAt"}
+AUDIT_FIELDS = {
+    "id",
+    "tenantId",
+    "scriptId",
+    "correlationId",
+    "version",
+    "action",
+    "actorId",
+    "diffJson",
+    "note",
+    "createdAt",
+}
 
 
 async def trail(api: Api, **params: Any) -> list[dict[str, Any]]:

@@ -117,6 +117,8 @@ def handler_cases(ids: dict[str, Any]) -> list[Case]:
             {"version": 1, "steps": [{**STEP, "nodeId": "nowhere"}]},
         ),
         Case("duplicate-correlation", "POST", "/commands", _command(ids["correlation_id"])),
+        # PENDING (or, once a worker ran it, COMPLETED): either way not retryable.
+        Case("command-not-retryable", "POST", f"/commands/{ids['correlation_id']}/retry"),
         Case(
             "subscription-exists",
             "POST",

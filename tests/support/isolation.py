@@ -55,8 +55,10 @@ ROWS: list[Row] = [
     Row("POST", "/runs/{run_id}/vars", [{"key": "stolen", "strVal": "x"}]),
     Row("POST", "/runs/{run_id}/steps", [STEP]),
     Row("POST", "/runs/{run_id}/finish", {"status": "CANCELLED"}),
-    # commands
+    # commands, and the operator's retry and cancel (A's command must stay as it is)
     Row("GET", "/commands/{correlation_id}"),
+    Row("POST", "/commands/{correlation_id}/retry"),
+    Row("POST", "/commands/{correlation_id}/cancel"),
     Row(
         "POST",
         "/commands",
@@ -73,6 +75,8 @@ ROWS: list[Row] = [
     Row("GET", "/scripts", params={"cursor": "{scripts_cursor}"}, status=200),
     Row("GET", "/runs", params={"scriptId": "{script_id}"}, status=200),
     Row("GET", "/runs", params={"cursor": "{runs_cursor}"}, status=200),
+    Row("GET", "/commands", params={"command": "Contacts.UpsertAndLink.v1"}, status=200),
+    Row("GET", "/commands", params={"cursor": "{commands_cursor}"}, status=200),
     Row("GET", "/audit", params={"actorId": "alice"}, status=200),
     Row("GET", "/audit", params={"cursor": "{audit_cursor}"}, status=200),
     # triggers: event types, subscriptions (external and internal), incoming events
@@ -147,7 +151,7 @@ def fill(value: Any, ids: dict[str, Any]) -> Any:
 
 async def populate(api: Api) -> dict[str, Any]:
     """One of everything in the api's tenant: scripts, versions, a published one, runs with
-    variables and steps, a finished run, a command, audit entries, and a cursor into each list.
+    variables and steps, a finished run, two commands, audit entries, and a cursor into each list.
     Returns the ids the rows' placeholders name."""
     script = await api.create_script("isolated", name=SECRET, labels=[SECRET], description=SECRET)
     other = await api.create_script("isolated-too")
@@ -166,11 +170,15 @@ async def populate(api: Api) -> dict[str, Any]:
     ).status_code == 200
     assert (await api.post(f"/runs/{run['id']}/steps", json=[STEP])).status_code == 201
     assert (await api.post(f"/runs/{runs[1]['id']}/finish", json={"status": "FAILED"})).status_code == 200
-    command = await api.post(
-        "/commands",
-        json={"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u"}, "payload": {"s": SECRET}},
-    )
-    assert command.status_code == 202, command.text
+    commands = [
+        await api.post(
+            "/commands",
+            json={"command": "Contacts.UpsertAndLink.v1", "actor": {"userId": "u"}, "payload": {"s": SECRET}},
+        )
+        for _ in range(2)
+    ]
+    assert all(c.status_code == 202 for c in commands), [c.text for c in commands]
+    command = commands[0]
 
     async def cursor(path: str) -> str:
         page = (await api.get(path, params={"limit": 1})).json()
@@ -224,6 +232,7 @@ async def populate(api: Api) -> dict[str, Any]:
         "correlation_id": command.json()["correlationId"],
         "scripts_cursor": await cursor("/scripts"),
         "runs_cursor": await cursor("/runs"),
+        "commands_cursor": await cursor("/commands"),
         "audit_cursor": await cursor("/audit"),
     }
     return ids
@@ -248,8 +257,10 @@ async def snapshot(api: Api, ids: dict[str, Any]) -> list[Any]:
     responses = [await api.get(path, params={"limit": 200}) for path in paths]
     assert all(r.status_code == 200 for r in responses)
     command = (await api.get(f"/commands/{ids['correlation_id']}")).json()
+    # A worker may run the command meanwhile; only a cancel could make it CANCELLED.
     return [r.json() for r in responses] + [
-        {k: command[k] for k in ("correlationId", "command", "createdAt")}
+        {k: command[k] for k in ("correlationId", "command", "createdAt")},
+        {"cancelled": command["status"] == "CANCELLED"},
     ]
 
 

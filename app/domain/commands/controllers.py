@@ -6,16 +6,18 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatusOut
+from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatus, CommandStatusOut
 from app.domain.commands.services import CommandService
 from app.lib.correlation import correlation_id_of
 from app.lib.openapi import errors, json_body
+from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.tenancy import ensure_same_tenant
+from app.lib.timerange import TimeWindow, provide_time_window
 
 __all__ = ["CommandController"]
 
@@ -32,6 +34,16 @@ CommandBody = Annotated[
         "correlationId defaults to the request's Correlation-Id when that is a UUID, else a new UUID.",
     ),
 ]
+
+# The 409s of retry and cancel, as their OpenAPI examples show them.
+NOT_RETRYABLE = (
+    "COMMAND_NOT_RETRYABLE",
+    "Only a FAILED or CANCELLED command can be retried; this one is PENDING.",
+)
+NOT_CANCELLABLE = (
+    "COMMAND_NOT_CANCELLABLE",
+    "Only a PENDING command can be cancelled; this one is PROCESSING.",
+)
 
 
 async def provide_command_service(
@@ -51,7 +63,7 @@ async def provide_command_service(
 class CommandController(Controller):
     path = "/commands"
     tags = ["Commands"]
-    dependencies = {"commands": Provide(provide_command_service)}
+    dependencies = {"commands": Provide(provide_command_service), "window": Provide(provide_time_window)}
 
     @post(
         "/",
@@ -77,10 +89,43 @@ class CommandController(Controller):
         return CommandAccepted(correlation_id=correlation_id, status="PENDING")
 
     @get(
+        "/",
+        summary="List commands",
+        description="The tenant's commands, newest first (by createdAt, then id), each as "
+        "`GET /commands/{correlationId}` shows it. `status=FAILED` is the dead-letter view: commands "
+        "that used up their attempts, each with its failure event as `outcome`. `from` is inclusive "
+        "and `to` exclusive, both on createdAt, both RFC 3339 with a UTC offset.",
+        responses=errors(400, 401, 403),
+    )
+    async def list_commands(
+        self,
+        commands: NamedDependency[CommandService],
+        tenant_id: NamedDependency[str],
+        page: NamedDependency[PageParams],
+        window: NamedDependency[TimeWindow],
+        status: Annotated[
+            CommandStatus | None, QueryParameter(description="Only commands in this status.")
+        ] = None,
+        command: Annotated[
+            str | None,
+            QueryParameter(
+                description="Only commands of this name, e.g. Contacts.UpsertAndLink.v1.",
+                min_length=1,
+                max_length=200,
+            ),
+        ] = None,
+    ) -> Page[CommandStatusOut]:
+        rows = await commands.list_commands(tenant_id, page, status=status, command=command, window=window)
+        return build_page(rows, page, lambda r: (r.created_at, r.id), CommandStatusOut.of)
+
+    @get(
         "/{correlation_id:str}",
         summary="A command's status",
         description="Status, attempts, timestamps and the last error of the command with this correlationId; "
-        "`actor` is whom it acts for (as sent), `submittedById` the authenticated actor who posted it.",
+        "`actor` is whom it acts for (as sent), `submittedById` the authenticated actor who posted it. "
+        "`outcome` is the event that ended it (the worker's completion, `success: true`, or failure, "
+        "`success: false`, or its cancellation), null while it is not finished; after a retry, the "
+        "outcome of its latest run.",
         responses=errors(400, 401, 403, 404),
     )
     async def get_command(
@@ -90,3 +135,43 @@ class CommandController(Controller):
         correlation_id: FromPath[str],
     ) -> CommandStatusOut:
         return CommandStatusOut.of(await commands.get(tenant_id, correlation_id))
+
+    @post(
+        "/{correlation_id:str}/retry",
+        status_code=HTTP_200_OK,
+        summary="Retry a failed or cancelled command",
+        description="Puts a FAILED or CANCELLED command back to PENDING, due at once, with its attempts "
+        "reset to 0; `lastError` keeps the error it failed with until a new attempt replaces or clears "
+        "it. A worker then runs it again and publishes a new outcome event. Recorded in the tenant "
+        "audit trail (action RETRY). Any other status → 409 COMMAND_NOT_RETRYABLE (`details.status` "
+        "says which).",
+        responses=errors(400, 401, 403, 404, 409, codes={409: [NOT_RETRYABLE]}),
+    )
+    async def retry_command(
+        self,
+        commands: NamedDependency[CommandService],
+        tenant_id: NamedDependency[str],
+        actor: NamedDependency[Principal],
+        correlation_id: FromPath[str],
+    ) -> CommandStatusOut:
+        return CommandStatusOut.of(await commands.retry(tenant_id, correlation_id, actor.id))
+
+    @post(
+        "/{correlation_id:str}/cancel",
+        status_code=HTTP_200_OK,
+        summary="Cancel a pending command",
+        description="Turns a PENDING command into CANCELLED, with one `success: false` outcome event "
+        '(the event name its failure would have; payload `{command, error: "cancelled", attempts}`), '
+        "written with the change. No worker runs it afterwards (unless it is retried). Recorded in the "
+        "tenant audit trail (action CANCEL). Once a worker claimed it (PROCESSING) or it finished → 409 "
+        "COMMAND_NOT_CANCELLABLE (`details.status` says which).",
+        responses=errors(400, 401, 403, 404, 409, codes={409: [NOT_CANCELLABLE]}),
+    )
+    async def cancel_command(
+        self,
+        commands: NamedDependency[CommandService],
+        tenant_id: NamedDependency[str],
+        actor: NamedDependency[Principal],
+        correlation_id: FromPath[str],
+    ) -> CommandStatusOut:
+        return CommandStatusOut.of(await commands.cancel(tenant_id, correlation_id, actor.id))

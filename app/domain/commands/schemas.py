@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from app.db.commands import Command
 from app.lib.schema import CamelStruct, Timestamp, timestamp, timestamp_or_none
 
-__all__ = ["CommandAccepted", "CommandIn", "CommandStatusOut"]
+__all__ = ["CommandAccepted", "CommandIn", "CommandOutcome", "CommandStatus", "CommandStatusOut"]
 
 CommandName = Annotated[
     str,
@@ -21,7 +20,7 @@ CommandName = Annotated[
     ),
 ]
 CorrelationId = Annotated[str, Meta(pattern=r"^[\x21-\x7e]{1,128}$")]
-CommandStatus = Literal["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
+CommandStatus = Literal["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"]
 
 
 class CommandActor(CamelStruct):
@@ -39,7 +38,17 @@ class CommandIn(CamelStruct):
 
 class CommandAccepted(CamelStruct):
     correlation_id: str
-    status: CommandStatus
+    status: Literal["PENDING"]
+
+
+class CommandOutcome(CamelStruct):
+    """The event that ended a command: the worker's (success true or false) or a cancel's (false)."""
+
+    id: int
+    event: str
+    success: bool
+    payload: dict[str, Any]
+    occurred_at: Timestamp
 
 
 class CommandStatusOut(CamelStruct):
@@ -55,14 +64,18 @@ class CommandStatusOut(CamelStruct):
     updated_at: Timestamp
     completed_at: Timestamp | None
     next_attempt_at: Timestamp | None
+    # Null until the command is finished; after a retry, the outcome of the latest run.
+    outcome: CommandOutcome | None
 
     @classmethod
-    def of(cls, row: Command) -> CommandStatusOut:
+    def of(cls, row: Any) -> CommandStatusOut:
+        """From a command row; its outcome event, when the row has one, in ``outcome_*`` columns."""
+        outcome_id = getattr(row, "outcome_id", None)
         return cls(
             correlation_id=row.correlation_id,
             tenant_id=row.tenant_id,
             command=row.command,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             actor=CommandActor(user_id=row.actor.get("userId", "")),
             submitted_by_id=row.submitted_by_id,
             attempts=row.attempts,
@@ -71,4 +84,13 @@ class CommandStatusOut(CamelStruct):
             updated_at=timestamp(row.updated_at),
             completed_at=timestamp_or_none(row.completed_at),
             next_attempt_at=timestamp(row.available_at) if row.status == "PENDING" else None,
+            outcome=None
+            if outcome_id is None
+            else CommandOutcome(
+                id=outcome_id,
+                event=row.outcome_event,
+                success=row.outcome_success,
+                payload=row.outcome_payload,
+                occurred_at=timestamp(row.outcome_occurred_at),
+            ),
         )

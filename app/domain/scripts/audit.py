@@ -1,7 +1,8 @@
-"""The tenant-wide audit trail behind ``GET /audit``: every script's entries, filtered and paged.
+"""The tenant-wide audit trail behind ``GET /audit``: every script's entries and the operations on
+commands, filtered and paged.
 
-A script's own trail is ``ScriptService.list_audit``; the rows are written by ``ScriptService``
-in the transaction of each change.
+A script's own trail is ``ScriptService.list_audit``; the rows are written in the transaction of
+each change, by ``ScriptService`` and, for RETRY and CANCEL, by ``CommandService``.
 """
 
 from __future__ import annotations

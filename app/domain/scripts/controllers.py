@@ -16,6 +16,7 @@ from app.domain.scripts.audit import AuditService
 from app.domain.scripts.schemas import (
     AuditAction,
     AuditEntryOut,
+    ScriptAuditAction,
     ScriptCreate,
     ScriptDetail,
     ScriptOut,
@@ -317,7 +318,7 @@ class ScriptController(Controller):
         page: Paging,
         script_id: FromPath[UUID],
         action: Annotated[
-            AuditAction | None, QueryParameter(description="Only entries of this action.")
+            ScriptAuditAction | None, QueryParameter(description="Only entries of this action.")
         ] = None,
     ) -> Page[AuditEntryOut]:
         rows = await scripts.list_audit(tenant_id, script_id, page, action=action)
@@ -336,10 +337,12 @@ class AuditController(Controller):
         "/",
         summary="The tenant's audit trail",
         description="Every audit entry of every script of the tenant, newest first, in the same pages as "
-        "a script's own trail. Filters combine (AND): `actorId`, `action`, and a `createdAt` window "
-        "`from` (inclusive) to `to` (exclusive), both RFC 3339 with a UTC offset. Times are stored with "
-        "microseconds and shown truncated to milliseconds, so an entry's own `createdAt` used as `from` "
-        "includes it and used as `to` excludes it. `from` after `to` is a 400.",
+        "a script's own trail, and the operations on its commands: RETRY and CANCEL entries name the "
+        "command by `correlationId` (their `scriptId` is null). Filters combine (AND): `actorId`, "
+        "`action`, and a `createdAt` window `from` (inclusive) to `to` (exclusive), both RFC 3339 with "
+        "a UTC offset. Times are stored with microseconds and shown truncated to milliseconds, so an "
+        "entry's own `createdAt` used as `from` includes it and used as `to` excludes it. `from` after "
+        "`to` is a 400.",
         responses=errors(400, 401, 403),
     )
     async def list_trail(

@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 ScriptStatus = Literal["DRAFT", "PUBLISHED", "ARCHIVED"]
-AuditAction = Literal["CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE"]
+ScriptAuditAction = Literal["CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE"]
+# The tenant's trail also records operations on commands (``POST /commands/{id}/retry|cancel``).
+AuditAction = Literal["CREATE", "UPDATE", "PUBLISH", "ROLLBACK", "ARCHIVE", "RETRY", "CANCEL"]
 Slug = Annotated[str, Meta(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=100)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Tag = Annotated[str, Meta(min_length=1, max_length=100)]
@@ -216,9 +218,13 @@ class VersionSummary(CamelStruct):
 
 
 class AuditEntryOut(CamelStruct):
+    """An audit entry: about a script (``scriptId``, and ``version`` when one is concerned) or,
+    for RETRY and CANCEL, about a command (``correlationId``); the other is null."""
+
     id: UUID
     tenant_id: str
-    script_id: UUID
+    script_id: UUID | None
+    correlation_id: str | None
     version: int | None
     action: AuditAction
     actor_id: str
@@ -232,6 +238,7 @@ class AuditEntryOut(CamelStruct):
             id=entry.id,
             tenant_id=entry.tenant_id,
             script_id=entry.script_id,
+            correlation_id=entry.correlation_id,
             version=entry.version,
             action=entry.action,  # type: ignore[arg-type]
             actor_id=entry.actor_id,
