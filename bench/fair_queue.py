@@ -37,9 +37,9 @@ import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from app.db.embedded import EmbeddedPostgres  # noqa: E402
+from app.db.engine import upgrade_database  # noqa: E402
 from app.lib.db import asyncpg_connect_kwargs  # noqa: E402
-from app.server.database import upgrade_database  # noqa: E402
-from app.server.embedded import EmbeddedPostgres  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 TOKEN = "bench-token"

@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from app.db.embedded import EmbeddedPostgres  # noqa: E402
+from app.db.engine import upgrade_database  # noqa: E402
 from app.lib.db import asyncpg_connect_kwargs  # noqa: E402
-from app.server.database import upgrade_database  # noqa: E402
-from app.server.embedded import EmbeddedPostgres  # noqa: E402
 from bench.loadgen import _read_response, encode_request  # noqa: E402
 from bench.sse_client import SseReader  # noqa: E402
 from tests.support.server import ServerProcess, free_port  # noqa: E402

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
-from app.server.database import upgrade_database  # noqa: E402
-from app.server.embedded import EmbeddedPostgres  # noqa: E402
+from app.db.embedded import EmbeddedPostgres  # noqa: E402
+from app.db.engine import upgrade_database  # noqa: E402
 from bench import scenarios  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.server.database import upgrade_database  # noqa: E402
+from app.db.engine import upgrade_database  # noqa: E402
 from tests.conftest import process_env  # noqa: E402
 from tests.support.database import scratch_database, test_server_url  # noqa: E402
 from tests.support.faults import pool_exhaustion, postgres_restart, processes, slow_reader, worker_kills  # noqa: E402

@@ -17,8 +17,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.db.engine import upgrade_database
 from app.server.core import create_app
-from app.server.database import upgrade_database
 from tests.support.database import scratch_database, test_server_url
 from tests.support.server import ServerProcess
 

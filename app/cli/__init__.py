@@ -30,9 +30,9 @@ def _with_database(work: Callable[[Any], Awaitable[T]]) -> T:
     import asyncpg
 
     from app.config import get_settings
+    from app.db.embedded import EmbeddedPostgres
+    from app.db.engine import resolve_database_url, upgrade_database
     from app.lib.db import asyncpg_connect_kwargs
-    from app.server.database import resolve_database_url, upgrade_database
-    from app.server.embedded import EmbeddedPostgres
 
     settings = get_settings()
     url = resolve_database_url(settings)

@@ -20,6 +20,14 @@ from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
 from app.cli import ScriptworksCLIPlugin
 from app.config import Settings, get_settings
+from app.db.embedded import EmbeddedPostgres
+from app.db.engine import (
+    alchemy_config,
+    create_statement_pool,
+    resolve_database_url,
+    shared_secret,
+    upgrade_database,
+)
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
@@ -53,14 +61,6 @@ from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import RateLimits, TenantRateLimitMiddleware
 from app.lib.tenancy import provide_tenant_id
-from app.server.database import (
-    alchemy_config,
-    create_statement_pool,
-    resolve_database_url,
-    shared_secret,
-    upgrade_database,
-)
-from app.server.embedded import EmbeddedPostgres
 from app.server.health import HealthController, migrations_head
 from app.server.metrics import MetricsController, prometheus_config
 from app.worker import BackgroundWork

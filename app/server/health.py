@@ -18,10 +18,10 @@ from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from app.config import Settings
+from app.db.engine import MIGRATIONS_DIR, VERSION_TABLE
 from app.lib.auth import PUBLIC_OPT
 from app.lib.errors import ErrorBody
 from app.lib.openapi import errors
-from app.server.database import MIGRATIONS_DIR, VERSION_TABLE
 
 __all__ = ["HealthController", "migrations_head"]
 

@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
 from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
+from app.db.engine import resolve_database_url, upgrade_database
 from app.lib.db import asyncpg_connect_kwargs
-from app.server.database import resolve_database_url, upgrade_database
-from app.server.embedded import EmbeddedPostgres
 from app.worker.dispatcher import OutboxWorker
 from app.worker.hooks import LifecycleHookDispatcher
 from app.worker.scheduler import Scheduler

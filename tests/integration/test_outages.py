@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
+from app.db.engine import upgrade_database
 from app.lib.db import asyncpg_connect_kwargs
-from app.server.database import upgrade_database
-from app.server.embedded import EmbeddedPostgres
 from tests.conftest import ADMIN_TOKEN, assert_error, process_env
 from tests.support.server import ServerProcess
 from tests.support.sse import EventStream

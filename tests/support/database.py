@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.db.embedded import EmbeddedPostgres
 from app.lib.db import asyncpg_connect_kwargs
-from app.server.embedded import EmbeddedPostgres
 
 
 async def _admin(url: str, sql: str) -> None:

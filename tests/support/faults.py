@@ -30,10 +30,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
+from app.db.engine import upgrade_database
 from app.db.events import Event
 from app.lib.db import asyncpg_connect_kwargs
-from app.server.database import upgrade_database
-from app.server.embedded import EmbeddedPostgres
 from tests.conftest import ADMIN_TOKEN, process_env
 from tests.support.load import (
     Recorder,

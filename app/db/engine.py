@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
 from app.lib.db import asyncpg_connect_kwargs
-from app.server.embedded import EmbeddedPostgres
 
 __all__ = [
     "EMBEDDED_URL",
