@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from collections.abc import Callable
+from functools import cache, partial
+from typing import Annotated, Any, ClassVar, Self
 
 import msgspec
 from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import KwargDefinition
 
-__all__ = ["CamelStruct", "Timestamp", "TimestampOrNone", "timestamp", "timestamp_or_none"]
+__all__ = ["CamelStruct", "Out", "Timestamp", "TimestampOrNone", "timestamp", "timestamp_or_none"]
 
 
 class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -37,3 +39,37 @@ def timestamp(value: datetime.datetime) -> str:
 
 def timestamp_or_none(value: datetime.datetime | None) -> str | None:
     return None if value is None else timestamp(value)
+
+
+class Out(CamelStruct):
+    """A response body built from a stored row (an ORM object, an asyncpg record, a mapping) by
+    field name: ``XOut.of(row)``. Timestamp fields are formatted; ``converters`` names any other
+    field that needs a conversion; keyword arguments give fields the row does not hold.
+
+    By hand because msgspec encodes datetimes natively (microseconds, no enc_hook), and the wire
+    wants exactly three fraction digits; one plan per class is computed once.
+    """
+
+    converters: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def of(cls, row: Any, /, *, prefix: str = "", **values: Any) -> Self:
+        get = row.__getitem__ if hasattr(row, "keys") else partial(getattr, row)
+        for name, convert in _plan(cls):
+            if name not in values:
+                value = get(prefix + name)
+                values[name] = value if convert is None else convert(value)
+        return cls(**values)
+
+
+@cache
+def _plan(cls: type[Out]) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    plan = []
+    for field in msgspec.structs.fields(cls):
+        convert = cls.converters.get(field.name)
+        if convert is None and field.type == Timestamp:
+            convert = timestamp
+        elif convert is None and field.type == TimestampOrNone:
+            convert = timestamp_or_none
+        plan.append((field.name, convert))
+    return tuple(plan)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 import msgspec
@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from app.domain.runs.step_data import StepData, StepType
 from app.lib.errors import ValidationFailed
-from app.lib.schema import CamelStruct, Timestamp, TimestampOrNone, timestamp, timestamp_or_none
+from app.lib.schema import CamelStruct, Out, Timestamp, TimestampOrNone
 
 __all__ = [
     "MAX_BATCH",
@@ -104,7 +104,18 @@ class ScheduledExecutionReport(ExecutionReport, kw_only=True):
     planned_at: AwareTime
 
 
-class RunOut(CamelStruct):
+def _number(value: float | None) -> float | int | None:
+    """Whole numbers go back out as integers (``42``, not ``42.0``) while a double holds them exactly."""
+    if value is not None and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+def _step_data(value: Any) -> StepData | None:
+    return None if value is None else msgspec.convert(value, StepData)
+
+
+class RunOut(Out):
     id: UUID
     tenant_id: str
     script_id: UUID
@@ -121,11 +132,6 @@ class RunOut(CamelStruct):
     started_at: Timestamp
     ended_at: TimestampOrNone
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunOut:
-        """From the run's columns by name."""
-        return cls(**_run_fields(row))
-
 
 class RunStarted(RunOut):
     """The run just started; ``runId`` repeats ``id`` for runners that look for it."""
@@ -133,11 +139,11 @@ class RunStarted(RunOut):
     run_id: UUID
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunStarted:
-        return cls(**_run_fields(row), run_id=row["id"])
+    def of(cls, row: Any, /, **values: Any) -> RunStarted:
+        return super().of(row, run_id=row["id"], **values)
 
 
-class VariableOut(CamelStruct):
+class VariableOut(Out):
     key: str
     str_val: str | None
     num_val: float | int | None
@@ -146,20 +152,10 @@ class VariableOut(CamelStruct):
     created_at: Timestamp
     updated_at: Timestamp
 
-    @classmethod
-    def of(cls, row: Any) -> VariableOut:
-        return cls(
-            key=row.key,
-            str_val=row.str_val,
-            num_val=_number(row.num_val),
-            bool_val=row.bool_val,
-            json_val=row.json_val,
-            created_at=timestamp(row.created_at),
-            updated_at=timestamp(row.updated_at),
-        )
+    converters: ClassVar[dict[str, Callable[[Any], Any]]] = {"num_val": _number}
 
 
-class StepOut(CamelStruct):
+class StepOut(Out):
     id: UUID
     node_id: str
     step_type: StepType
@@ -167,16 +163,7 @@ class StepOut(CamelStruct):
     executed_at: Timestamp
     data: StepData | None
 
-    @classmethod
-    def of(cls, row: Any) -> StepOut:
-        return cls(
-            id=row.id,
-            node_id=row.node_id,
-            step_type=row.step_type,
-            next_node_id=row.next_node_id,
-            executed_at=timestamp(row.executed_at),
-            data=msgspec.convert(row.data, StepData) if row.data is not None else None,
-        )
+    converters: ClassVar[dict[str, Callable[[Any], Any]]] = {"data": _step_data}
 
 
 class RunDetail(RunOut):
@@ -186,39 +173,8 @@ class RunDetail(RunOut):
     steps: list[StepOut]
 
     @classmethod
-    def of_parts(cls, run: Mapping[str, Any], variables: Sequence[Any], steps: Sequence[Any]) -> RunDetail:
-        return cls(
-            **_run_fields(run),
-            vars=[VariableOut.of(v) for v in variables],
-            steps=[StepOut.of(s) for s in steps],
-        )
-
-
-def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "tenant_id": row["tenant_id"],
-        "script_id": row["script_id"],
-        "version": row["version"],
-        "status": row["status"],
-        "trigger_type": row["trigger_type"],
-        "schedule_id": row["schedule_id"],
-        "planned_at": timestamp_or_none(row["planned_at"]),
-        "triggering_event_id": row["triggering_event_id"],
-        "event_data": row["event_data"],
-        "started_by_id": row["started_by_id"],
-        "connector_type": row["connector_type"],
-        "connector_key": row["connector_key"],
-        "started_at": timestamp(row["started_at"]),
-        "ended_at": timestamp_or_none(row["ended_at"]),
-    }
-
-
-def _number(value: float | None) -> float | int | None:
-    """Whole numbers go back out as integers (``42``, not ``42.0``) while a double holds them exactly."""
-    if value is not None and value.is_integer() and abs(value) <= 2**53:
-        return int(value)
-    return value
+    def of_parts(cls, run: Any, variables: Sequence[Any], steps: Sequence[Any]) -> RunDetail:
+        return cls.of(run, vars=[VariableOut.of(v) for v in variables], steps=[StepOut.of(s) for s in steps])
 
 
 def _check_batch(items: Sequence[Any], noun: str) -> None:

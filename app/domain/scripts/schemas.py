@@ -8,8 +8,8 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from app.db.scripts import AuditEntry, Script, ScriptVersion
-from app.lib.schema import CamelStruct, Timestamp, timestamp
+from app.db.scripts import Script, ScriptVersion
+from app.lib.schema import CamelStruct, Out, Timestamp
 
 __all__ = [
     "AuditEntryOut",
@@ -78,7 +78,7 @@ class VersionCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class ScriptOut(CamelStruct):
+class ScriptOut(Out):
     id: UUID
     tenant_id: str
     name: str
@@ -96,29 +96,8 @@ class ScriptOut(CamelStruct):
     created_at: Timestamp
     updated_at: Timestamp
 
-    @classmethod
-    def of(cls, script: Script) -> ScriptOut:
-        return cls(
-            id=script.id,
-            tenant_id=script.tenant_id,
-            name=script.name,
-            slug=script.slug,
-            description=script.description,
-            status=script.status,  # type: ignore[arg-type]
-            active_version_id=script.active_version_id,
-            latest_version=script.latest_version,
-            labels=list(script.labels),
-            intents=list(script.intents),
-            language_codes=list(script.language_codes),
-            embedding_key=script.embedding_key,
-            created_by_id=script.created_by_id,
-            updated_by_id=script.updated_by_id,
-            created_at=timestamp(script.created_at),
-            updated_at=timestamp(script.updated_at),
-        )
 
-
-class VersionOut(CamelStruct):
+class VersionOut(Out):
     id: UUID
     tenant_id: str
     script_id: UUID
@@ -130,21 +109,6 @@ class VersionOut(CamelStruct):
     created_by_id: str
     created_at: Timestamp
 
-    @classmethod
-    def of(cls, version: ScriptVersion) -> VersionOut:
-        return cls(
-            id=version.id,
-            tenant_id=version.tenant_id,
-            script_id=version.script_id,
-            version=version.version,
-            graph_json=version.graph_json,
-            variables_def=version.variables_def,
-            changelog=version.changelog,
-            is_published=version.is_published,
-            created_by_id=version.created_by_id,
-            created_at=timestamp(version.created_at),
-        )
-
 
 class ScriptDetail(ScriptOut):
     """A script with its active (published) version in full, or null."""
@@ -154,70 +118,23 @@ class ScriptDetail(ScriptOut):
     @classmethod
     def of_row(cls, row: Any) -> ScriptDetail:
         """From a ``GET_DETAIL`` row: the script's columns, and its active version's as ``v_*``."""
-        active = (
-            VersionOut(
-                id=row.v_id,
-                tenant_id=row.v_tenant_id,
-                script_id=row.v_script_id,
-                version=row.v_version,
-                graph_json=row.v_graph_json,
-                variables_def=row.v_variables_def,
-                changelog=row.v_changelog,
-                is_published=row.v_is_published,
-                created_by_id=row.v_created_by_id,
-                created_at=timestamp(row.v_created_at),
-            )
-            if row.v_id is not None
-            else None
-        )
-        return cls._build(row, active)
-
-    @classmethod
-    def _build(cls, script: Any, active: VersionOut | None) -> ScriptDetail:
-        return cls(
-            id=script.id,
-            tenant_id=script.tenant_id,
-            name=script.name,
-            slug=script.slug,
-            description=script.description,
-            status=script.status,
-            active_version_id=script.active_version_id,
-            latest_version=script.latest_version,
-            labels=list(script.labels),
-            intents=list(script.intents),
-            language_codes=list(script.language_codes),
-            embedding_key=script.embedding_key,
-            created_by_id=script.created_by_id,
-            updated_by_id=script.updated_by_id,
-            created_at=timestamp(script.created_at),
-            updated_at=timestamp(script.updated_at),
-            active_version=active,
-        )
+        active = VersionOut.of(row, prefix="v_") if row.v_id is not None else None
+        return cls.of(row, active_version=active)
 
     @classmethod
     def of_pair(cls, script: Script, active: ScriptVersion | None) -> ScriptDetail:
-        return cls._build(script, VersionOut.of(active) if active is not None else None)
+        return cls.of(script, active_version=VersionOut.of(active) if active is not None else None)
 
 
-class VersionSummary(CamelStruct):
+class VersionSummary(Out):
     id: UUID
     version: int
     is_published: bool
     created_at: Timestamp
     changelog: str | None
 
-    @classmethod
-    def of(cls, version: ScriptVersion) -> VersionSummary:
-        return cls(
-            id=version.id,
-            version=version.version,
-            is_published=version.is_published,
-            created_at=timestamp(version.created_at),
-            changelog=version.changelog,
-        )
 
-
-class AuditEntryOut(CamelStruct):
+class AuditEntryOut(Out):
     """An audit entry: about a script (``scriptId``, and ``version`` when one is concerned) or,
     for RETRY and CANCEL, about a command (``correlationId``); the other is null."""
 
@@ -231,21 +148,6 @@ class AuditEntryOut(CamelStruct):
     diff_json: dict[str, Any] | None
     note: str | None
     created_at: Timestamp
-
-    @classmethod
-    def of(cls, entry: AuditEntry) -> AuditEntryOut:
-        return cls(
-            id=entry.id,
-            tenant_id=entry.tenant_id,
-            script_id=entry.script_id,
-            correlation_id=entry.correlation_id,
-            version=entry.version,
-            action=entry.action,  # type: ignore[arg-type]
-            actor_id=entry.actor_id,
-            diff_json=entry.diff_json,
-            note=entry.note,
-            created_at=timestamp(entry.created_at),
-        )
 
 
 # ---- version diff (built by app.domain.scripts.diff) ------------------------------------------

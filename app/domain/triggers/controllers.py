@@ -33,6 +33,7 @@ from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.schema import timestamp
 from app.lib.tenancy import ensure_same_tenant
 
 __all__ = [
@@ -90,7 +91,7 @@ Schedules = NamedDependency[ScheduleService]
 
 
 def _schedule_out(row: Schedule) -> ScheduleOut:
-    return ScheduleOut.of(row, next_fire_times(row))
+    return ScheduleOut.of(row, next_fire_times=[timestamp(t) for t in next_fire_times(row)])
 
 
 class EventTypeController(Controller):
@@ -127,7 +128,7 @@ class EventTypeController(Controller):
         data: EventTypeBody,
     ) -> EventTypeOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        return EventTypeOut.of(await event_types.create_event_type(tenant_id, actor, data))
+        return EventTypeOut.of(await event_types.create_event_type(tenant_id, actor, data), built_in=False)
 
 
 class SubscriptionController(Controller):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -10,8 +9,8 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from app.db.triggers import Endpoint, EventType, IncomingEvent, Schedule, TriggerSubscription
-from app.lib.schema import CamelStruct, Timestamp, TimestampOrNone, timestamp, timestamp_or_none
+from app.db.triggers import IncomingEvent
+from app.lib.schema import CamelStruct, Out, Timestamp, TimestampOrNone, timestamp
 
 __all__ = [
     "LIFECYCLE_EVENTS",
@@ -88,7 +87,7 @@ class EventTypeCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class EventTypeOut(CamelStruct):
+class EventTypeOut(Out):
     """A registered event type, or a built-in lifecycle name (``builtIn``, no id, no creator)."""
 
     id: UUID | None
@@ -97,17 +96,6 @@ class EventTypeOut(CamelStruct):
     built_in: bool
     created_by_id: str | None
     created_at: TimestampOrNone
-
-    @classmethod
-    def of(cls, row: EventType) -> EventTypeOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            built_in=False,
-            created_by_id=row.created_by_id,
-            created_at=timestamp(row.created_at),
-        )
 
     @classmethod
     def built_in_named(cls, name: str) -> EventTypeOut:
@@ -130,7 +118,7 @@ class SubscriptionCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class SubscriptionOut(CamelStruct):
+class SubscriptionOut(Out):
     id: UUID
     tenant_id: str
     subject: str
@@ -140,20 +128,6 @@ class SubscriptionOut(CamelStruct):
     created_by_id: str
     created_at: Timestamp
     deactivated_at: TimestampOrNone
-
-    @classmethod
-    def of(cls, row: TriggerSubscription) -> SubscriptionOut:
-        return cls(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            subject=row.subject,
-            event_name=row.event_name,
-            script_id=row.script_id,
-            active=row.active,
-            created_by_id=row.created_by_id,
-            created_at=timestamp(row.created_at),
-            deactivated_at=timestamp_or_none(row.deactivated_at),
-        )
 
 
 # ---- incoming events -------------------------------------------------------------------------
@@ -244,7 +218,7 @@ class ScheduleUpdate(CamelStruct):
     tenant_id: TenantClaim | UnsetType | None = UNSET
 
 
-class ScheduleOut(CamelStruct):
+class ScheduleOut(Out):
     id: UUID
     tenant_id: str
     script_id: UUID
@@ -259,25 +233,6 @@ class ScheduleOut(CamelStruct):
     updated_by_id: str
     created_at: Timestamp
     updated_at: Timestamp
-
-    @classmethod
-    def of(cls, row: Schedule, next_fire_times: list[datetime.datetime]) -> ScheduleOut:
-        return cls(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            script_id=row.script_id,
-            cron=row.cron,
-            timezone=row.timezone,
-            active=row.active,
-            next_fire_times=[timestamp(t) for t in next_fire_times],
-            last_fired_at=timestamp_or_none(row.last_fired_at),
-            failed_attempts=row.failed_attempts,
-            last_error=row.last_error,
-            created_by_id=row.created_by_id,
-            updated_by_id=row.updated_by_id,
-            created_at=timestamp(row.created_at),
-            updated_at=timestamp(row.updated_at),
-        )
 
 
 # ---- endpoints -------------------------------------------------------------------------------
@@ -303,7 +258,7 @@ class EndpointCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class EndpointOut(CamelStruct):
+class EndpointOut(Out):
     id: UUID
     tenant_id: str
     script_id: UUID
@@ -316,18 +271,12 @@ class EndpointOut(CamelStruct):
     created_at: Timestamp
 
     @classmethod
-    def of(cls, row: Endpoint) -> EndpointOut:
-        return cls(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            script_id=row.script_id,
-            method=row.method,  # type: ignore[arg-type]
-            route=row.route,
-            auth_required=row.auth_required,
+    def of(cls, row: Any, /, **values: Any) -> EndpointOut:
+        return super().of(
+            row,
             signature_required=row.signing_secret is not None,
             url_path=f"/hooks/{row.tenant_id}/{row.route}",
-            created_by_id=row.created_by_id,
-            created_at=timestamp(row.created_at),
+            **values,
         )
 
 

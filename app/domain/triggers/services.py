@@ -151,7 +151,7 @@ class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepo
             Keyset(("created_at", "id"), page), EventType.tenant_id == tenant_id
         )
         after = decode_cursor(page.cursor, 2) if page.cursor is not None else None
-        items = [((row.created_at, row.id), EventTypeOut.of(row)) for row in registered]
+        items = [((row.created_at, row.id), EventTypeOut.of(row, built_in=False)) for row in registered]
         items += [
             (key, EventTypeOut.built_in_named(name))
             for name, key in _BUILT_IN_KEYS.items()
