@@ -4,12 +4,12 @@ shape for the framework's own failures, body limit, CORS."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import httpx
 import pytest
 from litestar import get
 from litestar.testing import AsyncTestClient
+from msgspec.structs import replace
 
 from app.config import Settings
 from app.lib.access import ACCESS, PUBLIC

@@ -81,8 +81,9 @@ def test_jwt_settings_are_checked_at_start(tmp_path: Path) -> None:
     assert Settings.from_env({"AUTH_JWT_JWKS": "https://idp.example/jwks"}).auth_jwt_jwks.startswith("https:")
     with pytest.raises(ConfigError, match="AUTH_JWT_JWKS"):
         Settings.from_env({"AUTH_JWT_JWKS": str(tmp_path / "missing.json")})
-    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET must be at least 32 bytes"):
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET: expected `str` of length >= 32") as error:
         Settings.from_env({"AUTH_JWT_SECRET": "short"})
+    assert "short" not in str(error.value)  # a secret is never echoed, not even a bad one
 
 
 def test_cors_origins_are_split_on_commas() -> None:
@@ -96,15 +97,15 @@ def test_cors_origins_are_split_on_commas() -> None:
     [
         ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
         ("MAX_BODY_BYTES", "lots", "MAX_BODY_BYTES"),
-        ("MAX_BODY_BYTES", "10", "at least"),
+        ("MAX_BODY_BYTES", "10", "MAX_BODY_BYTES='10': expected `int` >= 1024"),
         ("WORKER_FAKE_DELAY_MS", "20-10", "WORKER_FAKE_DELAY_MS"),
         ("WORKER_FAKE_DELAY_MS", "soon", "WORKER_FAKE_DELAY_MS"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
         ("AUTH_TOKENS", "no-equals-sign", "AUTH_TOKENS"),
         ("TENANT_LIMITS", "{not json", "TENANT_LIMITS"),
-        ("TENANT_LIMITS", '{"acme": {"reads": 10}}', "TENANT_LIMITS: acme.reads"),
-        ("TENANT_LIMITS", '{"acme": {"commands": 0}}', "positive integer"),
+        ("TENANT_LIMITS", '{"acme": {"reads": 10}}', "TENANT_LIMITS: invalid enum value 'reads'"),
+        ("TENANT_LIMITS", '{"acme": {"commands": 0}}', "TENANT_LIMITS: expected `int` >= 1"),
         ("RATE_LIMIT_STORE_URL", "http://cache:6379", "RATE_LIMIT_STORE_URL"),
         ("RATE_LIMIT_WRITES_PER_MINUTE", "0", "RATE_LIMIT_WRITES_PER_MINUTE"),
         ("SSE_PING_SECONDS", "-1", "SSE_PING_SECONDS"),
@@ -125,4 +126,4 @@ def test_bad_config_stops_the_cli_with_a_clear_message() -> None:
     result = subprocess.run([sys.executable, "-m", "app", "--help"], env=env, capture_output=True, text=True)
 
     assert result.returncode == 2
-    assert "configuration error: MAX_BODY_BYTES must be an integer" in result.stderr
+    assert "configuration error: MAX_BODY_BYTES='lots': expected `int`, got `str`" in result.stderr
