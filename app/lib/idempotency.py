@@ -40,7 +40,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db.idempotency import IdempotencyKey
 from app.lib.access import allowed
-from app.lib.errors import Conflict, PayloadTooLarge, Unprocessable, ValidationFailed, send_error
+from app.lib.error_handler import send_error
+from app.lib.errors import Conflict, PayloadTooLarge, Unprocessable, ValidationFailed
 from app.lib.uow import DEFER_COMMIT
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
-from app.lib.errors import HeadersTooLarge, send_error
+from app.lib.error_handler import send_error
+from app.lib.errors import HeadersTooLarge
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send

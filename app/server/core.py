@@ -52,7 +52,7 @@ from app.lib.auth import (
 )
 from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add_correlation_header
 from app.lib.db import asyncpg_connect_kwargs
-from app.lib.errors import exception_to_response
+from app.lib.error_handler import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging

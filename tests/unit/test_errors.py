@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from app.lib.errors import describe
+from app.lib.error_handler import as_api_error
 
 
 @pytest.mark.parametrize(
@@ -20,15 +20,15 @@ from app.lib.errors import describe
     ids=["refused", "cut-off"],
 )
 def test_driver_connection_trouble_is_unavailable(error: Exception) -> None:
-    status, code, _message, _details, headers = describe(error)
+    answer = as_api_error(error)
 
-    assert (status, code) == (503, "UNAVAILABLE")
-    assert headers == {"Retry-After": "1"}
+    assert (answer.status_code, answer.code) == (503, "UNAVAILABLE")
+    assert answer.headers == {"Retry-After": "1"}
 
 
 def test_an_unknown_error_is_internal_and_says_nothing_more() -> None:
-    status, code, message, details, _headers = describe(RuntimeError("SELECT secret"))
+    answer = as_api_error(RuntimeError("SELECT secret"))
 
-    assert (status, code) == (500, "INTERNAL_ERROR")
-    assert "secret" not in message
-    assert details is None
+    assert (answer.status_code, answer.code) == (500, "INTERNAL_ERROR")
+    assert "secret" not in answer.message
+    assert answer.details is None
