@@ -4,6 +4,10 @@ Normally that commits. When the request carries an Idempotency-Key, the idempote
 owns the transaction: ``commit`` only flushes (so constraint errors still surface in the
 service), and the layer commits once the response is stored beside the effect, in the same
 transaction.
+
+Services never roll back: a refused change raises, and whoever owns the transaction undoes it
+(the request's session is closed, rolling back, when the response starts; the Idempotency-Key
+layer rolls back its savepoint and stores the 4xx under the key, still holding the key's lock).
 """
 
 from __future__ import annotations

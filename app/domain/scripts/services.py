@@ -215,7 +215,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         script = await self._lock_script(tenant_id, script_id)
         # Compared under the row lock: of two editors holding the same ETag, exactly one wins.
         if if_match is not None and not matches(if_match, script_etag(script)):
-            await self.session.rollback()
             raise PreconditionFailed(
                 "The script changed since you read it (If-Match does not match its ETag); reload and retry."
             )
@@ -231,7 +230,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 diff[_CAMEL.get(field, field)] = {"from": old, "to": new}
                 setattr(script, field, new)
         if "status" in diff and script.status == "PUBLISHED" and script.active_version_id is None:
-            await self.session.rollback()
             raise Conflict("A script without a published version cannot be PUBLISHED; publish a version.")
         if diff:
             now = _now()
@@ -242,7 +240,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             try:
                 await self.session.flush()
             except sa_exc.IntegrityError as error:
-                await self.session.rollback()
                 if constraint_name(error) == "uq_scripts_tenant_slug":
                     raise _slug_taken(str(data.slug)) from None
                 raise
@@ -256,7 +253,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 )
             await commit(self.session)
         else:
-            await self.session.rollback()
+            await commit(self.session)  # nothing changed: ends the unit of work, releasing the lock
         return await self.get_detail(tenant_id, script_id)
 
     async def create_version(
@@ -277,7 +274,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             archived = await self.session.scalar(
                 select(Script.status).where(Script.id == script_id, Script.tenant_id == tenant_id)
             )
-            await self.session.rollback()
             if archived is None:
                 raise _script_not_found()
             raise Conflict("The script is archived and takes no new versions.", code="SCRIPT_ARCHIVED")
@@ -335,7 +331,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         target = next((v for v in candidates if v.version == version_number), None)
         active = next((v for v in candidates if v.id == script.active_version_id), None)
         if target is None:
-            await self.session.rollback()
             raise NotFound(f"Version {version_number} of this script does not exist.")
         if active is not None and active.id == target.id:
             # Already the active version: nothing changes. Committing the empty transaction
@@ -343,7 +338,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             await commit(self.session)
             return script, target
         if script.status == "ARCHIVED":
-            await self.session.rollback()
             raise Conflict("The script is archived; restore it before publishing.", code="SCRIPT_ARCHIVED")
         now = _now()
         action = "ROLLBACK" if active is not None and target.version < active.version else "PUBLISH"
@@ -384,7 +378,6 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             select(Script).where(Script.id == script_id, Script.tenant_id == tenant_id).with_for_update()
         )
         if script is None:
-            await self.session.rollback()
             raise _script_not_found()
         return script
 

@@ -239,7 +239,6 @@ class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointReposit
             )
         ).one_or_none()
         if row is None:
-            await self.session.rollback()
             raise Conflict(
                 f"{data.method} /hooks/{tenant_id}/{data.route} is taken by another endpoint of this tenant.",
                 code="ROUTE_TAKEN",

@@ -181,7 +181,6 @@ class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepo
             )
         ).one_or_none()
         if row is None:
-            await self.session.rollback()
             raise _event_type_exists(data.name)
         await commit(self.session)
         return row
@@ -265,7 +264,6 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
             )
         ).one_or_none()
         if row is None:
-            await self.session.rollback()
             raise Conflict(
                 f"An active subscription to {data.event_name!r} on subject {subject!r} exists already; "
                 "delete it first.",
