@@ -13,7 +13,7 @@ from advanced_alchemy.filters import CollectionFilter
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from app.db.scripts import AuditEntry
-from app.domain.scripts.services import AuditRepository
+from app.domain.scripts.repositories import AuditRepository
 from app.lib.pagination import Keyset, PageParams
 from app.lib.timerange import TimeWindow
 

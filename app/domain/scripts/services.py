@@ -12,27 +12,26 @@ from functools import cached_property
 from typing import Any
 
 from advanced_alchemy.filters import CollectionFilter, SearchFilter
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
-from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from uuid_utils.compat import uuid7
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.store import append_event
-from app.domain.scripts import diff, queries
+from app.domain.scripts import diff
 from app.domain.scripts.graph import validate_graph
+from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
 from app.lib.correlation import current_correlation_id
-from app.lib.db import Row, constraint_name, statements
+from app.lib.db import Row, constraint_name
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.uow import commit
 
-__all__ = ["AuditRepository", "ScriptService", "script_etag"]
+__all__ = ["ScriptService", "script_etag"]
 
 # PATCH fields that are plain columns, in the order their diffs are reported.
 _PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
@@ -46,18 +45,6 @@ _CAMEL = {
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
-    model_type = Script
-
-
-class VersionRepository(SQLAlchemyAsyncRepository[ScriptVersion]):
-    model_type = ScriptVersion
-
-
-class AuditRepository(SQLAlchemyAsyncRepository[AuditEntry]):
-    model_type = AuditEntry
 
 
 class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
@@ -80,23 +67,16 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
 
     async def get_detail_row(self, tenant_id: str, script_id: uuid.UUID) -> Row:
         """The script and its active version in one statement (the hot read of the editor)."""
-        async with statements(self.session, self.statement_pool) as connection:
-            row = await connection.fetchrow(queries.GET_DETAIL, script_id, tenant_id)
+        row = await self.repository.get_detail_row(script_id, tenant_id, self.statement_pool)
         if row is None:
             raise _script_not_found()
-        return Row(row)
+        return row
 
     async def get_detail(self, tenant_id: str, script_id: uuid.UUID) -> tuple[Script, ScriptVersion | None]:
-        row = (
-            await self.session.execute(
-                select(Script, ScriptVersion)
-                .outerjoin(ScriptVersion, ScriptVersion.id == Script.active_version_id)
-                .where(Script.id == script_id, Script.tenant_id == tenant_id)
-            )
-        ).one_or_none()
-        if row is None:
+        found = await self.repository.get_with_active(script_id, tenant_id)
+        if found is None:
             raise _script_not_found()
-        return row[0], row[1]
+        return found
 
     async def list_scripts(
         self,
@@ -148,22 +128,9 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     ) -> VersionDiff:
         # One round trip for both versions; the outer join still tells a missing script apart.
         wanted = {n for n in (from_version, to_version) if 1 <= n <= _MAX_VERSION}
-        rows = (
-            await self.session.execute(
-                select(Script.id, ScriptVersion)
-                .outerjoin(
-                    ScriptVersion,
-                    and_(
-                        ScriptVersion.script_id == Script.id,
-                        ScriptVersion.version.in_(wanted),
-                    ),
-                )
-                .where(Script.id == script_id, Script.tenant_id == tenant_id)
-            )
-        ).all()
-        if not rows:
+        found = await self.versions.pair(script_id, tenant_id, wanted)
+        if found is None:
             raise _script_not_found()
-        found = {version.version: version for _, version in rows if version is not None}
         for number in (from_version, to_version):
             if number not in found:
                 raise NotFound(f"Version {number} of this script does not exist.")
@@ -183,26 +150,25 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     async def create_script(self, tenant_id: str, actor: Principal, data: ScriptCreate) -> Row:
         """The script, its CREATE audit entry and its Script.Created event, in one statement."""
         now = _now()
-        async with statements(self.session, self.statement_pool) as connection:
-            row = await connection.fetchrow(
-                queries.CREATE_SCRIPT,
-                uuid7(),
-                tenant_id,
-                data.name,
-                data.slug,
-                data.description,
-                data.labels,
-                data.intents,
-                data.language_codes,
-                data.embedding_key,
-                actor.id,
-                now,
-                uuid7(),
-                current_correlation_id(),
-            )
+        row = await self.repository.create_row(
+            self.statement_pool,
+            uuid7(),
+            tenant_id,
+            data.name,
+            data.slug,
+            data.description,
+            data.labels,
+            data.intents,
+            data.language_codes,
+            data.embedding_key,
+            actor.id,
+            now,
+            uuid7(),
+            current_correlation_id(),
+        )
         if row is None:
             raise _slug_taken(data.slug)
-        return Row(row)
+        return row
 
     async def update_script(
         self,
@@ -243,7 +209,9 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 if constraint_name(error) == "uq_scripts_tenant_slug":
                     raise _slug_taken(str(data.slug)) from None
                 raise
-            await self._audit(script.tenant_id, script.id, actor, action, diff=diff, note=note, now=now)
+            await self.audit.record(
+                script.tenant_id, script.id, actor.id, action, diff=diff, note=note, now=now
+            )
             if action == "ARCHIVE":
                 await append_event(
                     self.session,
@@ -262,41 +230,26 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         validate_graph(data.graph_json)
         now = _now()
         # The row lock taken by this UPDATE serialises concurrent creators: numbers never repeat.
-        number = (
-            await self.session.execute(
-                update(Script)
-                .where(Script.id == script_id, Script.tenant_id == tenant_id, Script.status != "ARCHIVED")
-                .values(latest_version=Script.latest_version + 1, updated_at=now, updated_by_id=actor.id)
-                .returning(Script.latest_version)
-            )
-        ).scalar_one_or_none()
+        number = await self.repository.next_version_number(script_id, tenant_id, actor.id, now)
         if number is None:
-            archived = await self.session.scalar(
-                select(Script.status).where(Script.id == script_id, Script.tenant_id == tenant_id)
-            )
-            if archived is None:
+            if await self.repository.status_of(script_id, tenant_id) is None:
                 raise _script_not_found()
             raise Conflict("The script is archived and takes no new versions.", code="SCRIPT_ARCHIVED")
-        version = (
-            await self.session.scalars(
-                insert(ScriptVersion)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    script_id=script_id,
-                    version=number,
-                    graph_json=data.graph_json,
-                    variables_def=data.variables_def,
-                    changelog=data.changelog,
-                    is_published=False,
-                    created_by_id=actor.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(ScriptVersion)
-            )
-        ).one()
-        await self._audit(tenant_id, script_id, actor, "CREATE", version=number, note=data.note, now=now)
+        version = await self.versions.insert(
+            tenant_id=tenant_id,
+            script_id=script_id,
+            version=number,
+            graph_json=data.graph_json,
+            variables_def=data.variables_def,
+            changelog=data.changelog,
+            is_published=False,
+            created_by_id=actor.id,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.audit.record(
+            tenant_id, script_id, actor.id, "CREATE", version=number, note=data.note, now=now
+        )
         await append_event(
             self.session,
             tenant_id=tenant_id,
@@ -317,17 +270,7 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         if not 1 <= version_number <= _MAX_VERSION:
             raise NotFound(f"Version {version_number} of this script does not exist.")
         script = await self._lock_script(tenant_id, script_id)
-        candidates = (
-            await self.session.scalars(
-                select(ScriptVersion).where(
-                    ScriptVersion.script_id == script_id,
-                    or_(
-                        ScriptVersion.version == version_number,
-                        ScriptVersion.id == script.active_version_id,
-                    ),
-                )
-            )
-        ).all()
+        candidates = await self.versions.number_or_id(script_id, version_number, script.active_version_id)
         target = next((v for v in candidates if v.version == version_number), None)
         active = next((v for v in candidates if v.id == script.active_version_id), None)
         if target is None:
@@ -348,7 +291,9 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         script.updated_by_id = actor.id
         script.updated_at = now
         await self.session.flush()
-        await self._audit(script.tenant_id, script.id, actor, action, version=target.version, now=now)
+        await self.audit.record(
+            script.tenant_id, script.id, actor.id, action, version=target.version, now=now
+        )
         await append_event(
             self.session,
             tenant_id=tenant_id,
@@ -367,46 +312,14 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
     # ---- helpers -----------------------------------------------------------------------------
 
     async def _ensure_script(self, tenant_id: str, script_id: uuid.UUID) -> None:
-        found = await self.session.scalar(
-            select(Script.id).where(Script.id == script_id, Script.tenant_id == tenant_id)
-        )
-        if found is None:
+        if not await self.repository.exists(script_id, tenant_id):
             raise _script_not_found()
 
     async def _lock_script(self, tenant_id: str, script_id: uuid.UUID) -> Script:
-        script = await self.session.scalar(
-            select(Script).where(Script.id == script_id, Script.tenant_id == tenant_id).with_for_update()
-        )
+        script = await self.repository.lock(script_id, tenant_id)
         if script is None:
             raise _script_not_found()
         return script
-
-    async def _audit(
-        self,
-        tenant_id: str,
-        script_id: uuid.UUID,
-        actor: Principal,
-        action: str,
-        *,
-        now: datetime.datetime,
-        version: int | None = None,
-        diff: dict[str, Any] | None = None,
-        note: str | None = None,
-    ) -> None:
-        await self.session.execute(
-            insert(AuditEntry).values(
-                id=uuid7(),
-                tenant_id=tenant_id,
-                script_id=script_id,
-                version=version,
-                action=action,
-                actor_id=actor.id,
-                diff_json=diff,
-                note=note,
-                created_at=now,
-                updated_at=now,
-            )
-        )
 
 
 def script_etag(script: Script) -> str:
