@@ -26,12 +26,12 @@ from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
-from app.lib.db import asyncpg_connect_kwargs
 
 __all__ = [
     "EMBEDDED_URL",
+    "StatementConnection",
     "alchemy_config",
-    "create_statement_pool",
+    "json_codecs",
     "resolve_database_url",
     "shared_secret",
     "upgrade_database",
@@ -108,7 +108,7 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     AlembicCommands(sqlalchemy_config=config).upgrade(revision)
 
 
-async def _json_codecs(connection: asyncpg.Connection) -> None:
+async def json_codecs(connection: asyncpg.Connection) -> None:
     # The same codecs SQLAlchemy's asyncpg dialect installs (JSON text in, Python values out), so
     # one plain-SQL statement runs alike on this pool and on a session's connection.
     await connection.set_type_codec(
@@ -137,21 +137,6 @@ class StatementConnection(asyncpg.Connection):
 
     def get_reset_query(self) -> str:
         return ""
-
-
-async def create_statement_pool(url: str, settings: Settings) -> asyncpg.Pool:
-    """The asyncpg pool of the single-statement hot paths (``app.lib.db.statements``).
-
-    Those paths skip the ORM and SQLAlchemy's pool altogether: a statement borrows a connection,
-    runs once outside any transaction (it commits on its own) and gives it back.
-    """
-    return await asyncpg.create_pool(
-        min_size=0,
-        max_size=settings.db_pool_size,
-        init=_json_codecs,
-        connection_class=StatementConnection,
-        **asyncpg_connect_kwargs(url),
-    )
 
 
 async def shared_secret(pool: asyncpg.Pool, name: str) -> bytes:

@@ -23,11 +23,11 @@ from app.config import Settings, get_settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import (
     alchemy_config,
-    create_statement_pool,
     resolve_database_url,
     shared_secret,
     upgrade_database,
 )
+from app.db.runtime import SharedConnections
 from app.domain.commands.controllers import CommandController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
@@ -63,7 +63,7 @@ from app.lib.rate_limit import RateLimits, TenantRateLimitMiddleware
 from app.lib.tenancy import provide_tenant_id
 from app.server.health import HealthController, migrations_head
 from app.server.metrics import MetricsController, prometheus_config
-from app.worker import BackgroundWork
+from app.worker import WORKER_CONNECTIONS, BackgroundWork
 
 __all__ = ["create_app"]
 
@@ -117,13 +117,19 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig, rate_limits: 
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(upgrade_database, settings)
         url = resolve_database_url(settings)
-        app.state.statement_pool = await create_statement_pool(url, settings)
-        hub = EventHub(lambda: asyncpg_connect_kwargs(url), poll_seconds=settings.worker_poll_seconds)
+        # The worker's loops share the pool with the hot paths: a few connections more for them.
+        extra = WORKER_CONNECTIONS if settings.worker_enabled else 0
+        shared = SharedConnections(
+            lambda: asyncpg_connect_kwargs(url), pool_size=settings.db_pool_size + extra
+        )
+        await shared.open()
+        app.state.statement_pool = shared.pool
+        hub = EventHub(shared, poll_seconds=settings.worker_poll_seconds)
         await hub.start()
         app.state.hub = hub
         worker: BackgroundWork | None = None
         if settings.worker_enabled:
-            worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
+            worker = BackgroundWork(settings, shared)
             await worker.start()
         app.state.worker = worker
         # Everything built so far (the app, its routes and models, the libraries) lives as long
@@ -138,7 +144,7 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig, rate_limits: 
                 await worker.stop()
             await hub.stop()
             await rate_limits.close()
-            await app.state.statement_pool.close()
+            await shared.close()
             # advanced-alchemy 1.12 disposes the engine only when its state key is the default
             # one, which is not the case once a process has built a second app (tests, CLI).
             if database.engine_instance is not None:

@@ -1,16 +1,14 @@
 """Background work: the outbox dispatcher, the scheduler and the lifecycle-hook dispatcher.
 
 Runs inside the API process under ``scriptworks run`` (``WORKER_ENABLED``) or alone under
-``scriptworks worker``; any number of workers may share one database. Each part has its own
-small connection pool and its own start/stop.
+``scriptworks worker``; any number of workers may share one database. Every part works on the
+process's shared connections (``app.db.runtime``): one asyncpg pool and one listener.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
-from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry, start_http_server
@@ -19,12 +17,14 @@ from prometheus_client.core import CounterMetricFamily
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import resolve_database_url, upgrade_database
+from app.db.runtime import SharedConnections
 from app.lib.db import asyncpg_connect_kwargs
 from app.worker.dispatcher import OutboxWorker
 from app.worker.hooks import LifecycleHookDispatcher
 from app.worker.scheduler import Scheduler
 
 __all__ = [
+    "WORKER_CONNECTIONS",
     "BackgroundWork",
     "LifecycleHookDispatcher",
     "OutboxWorker",
@@ -57,14 +57,21 @@ def serve_worker_metrics(worker: OutboxWorker, port: int) -> None:
     start_http_server(port, registry=registry)
 
 
+# Connections of the shared pool that an in-process worker's loops may hold at once, added to
+# DB_POOL_SIZE: claims, outcome batches, lease renewals, retention, the heartbeat, a schedule pass
+# and a hook batch rarely overlap, and each holds its connection for one statement or one short
+# transaction.
+WORKER_CONNECTIONS = 4
+
+
 class BackgroundWork:
     """Everything a worker runs: commands from the outbox, schedules, lifecycle hooks."""
 
-    def __init__(self, settings: Settings, connect: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, settings: Settings, shared: SharedConnections) -> None:
         self.settings = settings
-        self.outbox = OutboxWorker(settings, connect)
-        self.scheduler = Scheduler(settings, connect)
-        self.hooks = LifecycleHookDispatcher(settings, connect)
+        self.outbox = OutboxWorker(settings, shared)
+        self.scheduler = Scheduler(settings, shared)
+        self.hooks = LifecycleHookDispatcher(settings, shared)
 
     async def start(self) -> None:
         await self.outbox.start()
@@ -87,7 +94,9 @@ async def run_standalone(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    worker = BackgroundWork(settings, lambda: asyncpg_connect_kwargs(url))
+    shared = SharedConnections(lambda: asyncpg_connect_kwargs(url), pool_size=WORKER_CONNECTIONS + 2)
+    await shared.open()
+    worker = BackgroundWork(settings, shared)
     if settings.metrics_port:
         serve_worker_metrics(worker.outbox, settings.metrics_port)
     await worker.start()
@@ -95,5 +104,6 @@ async def run_standalone(settings: Settings) -> None:
         await stop.wait()
     finally:
         await worker.stop()
+        await shared.close()
         if settings.uses_embedded_database:
             await anyio.to_thread.run_sync(EmbeddedPostgres.stop, settings.pgdata_dir)

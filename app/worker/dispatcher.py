@@ -17,13 +17,13 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import structlog
 
 from app.config import Settings
+from app.db.runtime import SharedConnections
 from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
 from app.domain.commands.outbox import Failure, Outbox, Success
 from app.lib.aio import wait_for_event
@@ -40,13 +40,13 @@ class OutboxWorker:
     def __init__(
         self,
         settings: Settings,
-        connect: Callable[[], dict[str, Any]],
+        shared: SharedConnections,
         registry: HandlerRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
         self.worker_id = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self._connect = connect
+        self._shared = shared
         self._wake = asyncio.Event()
         self._flush_wake = asyncio.Event()
         self._stopping = False
@@ -54,7 +54,6 @@ class OutboxWorker:
         self._successes: list[Success] = []
         self._failures: list[Failure] = []
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.capacity = max(settings.worker_batch_size * 2, 1)
         # Counters for metrics and tests.
@@ -66,17 +65,9 @@ class OutboxWorker:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        connect = self._connect()
-        # The outbox statements are planned for the rows at hand on every run: a generic plan
-        # cached while the table was nearly empty (a fresh worker's first claims) would otherwise
-        # stay in use when a backlog of thousands arrives, until the next ANALYZE, and scan the
-        # whole table on every claim (measured: 70 ms claims instead of 10 while draining
-        # 100,000). Planning costs a millisecond or two per batch.
-        connect["server_settings"] = {
-            **connect.get("server_settings", {}),
-            "plan_cache_mode": "force_custom_plan",
-        }
-        self._pool = await asyncpg.create_pool(min_size=0, max_size=4, **connect)
+        assert self._shared.pool is not None, "open the shared connections first"
+        self._pool = self._shared.pool
+        await self._shared.listen(COMMANDS_CHANNEL, self._on_notify, self._wake.set)
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
@@ -117,27 +108,12 @@ class OutboxWorker:
         with contextlib.suppress(Exception):
             if self._pool is not None:
                 await forget_worker(self._pool, self.worker_id)
-        await self._close_listener()
-        if self._pool is not None:
-            await self._pool.close()
         logger.info("worker stopped", worker_id=self.worker_id)
 
     # ---- claiming ----------------------------------------------------------------------------
 
-    def _on_notify(self, *_args: Any) -> None:
+    def _on_notify(self, _payload: str) -> None:
         self._wake.set()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is None or self._listener.is_closed():
-            await self._close_listener()
-            self._listener = await asyncpg.connect(**self._connect())
-            await self._listener.add_listener(COMMANDS_CHANNEL, self._on_notify)
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close(timeout=2)
-            self._listener = None
 
     async def _claim_loop(self) -> None:
         assert self._pool is not None
@@ -146,7 +122,6 @@ class OutboxWorker:
         last_reclaim = 0.0
         while not self._stopping:
             try:
-                await self._ensure_listener()
                 now = time.monotonic()
                 if now - last_reclaim >= self.settings.worker_poll_seconds:
                     last_reclaim = now
@@ -181,7 +156,6 @@ class OutboxWorker:
                 raise
             except Exception as error:
                 _stdlib_logger.warning("worker lost the database (%s); retrying", type(error).__name__)
-                await self._close_listener()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

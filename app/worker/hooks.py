@@ -24,10 +24,8 @@ at most one run of each script (k subscribers: at most k runs, not one per link 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -36,10 +34,11 @@ import structlog
 from uuid_utils.compat import uuid7
 
 from app.config import Settings
+from app.db.runtime import SharedConnections
 from app.domain.events.store import sequence_events
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.schemas import LIFECYCLE_EVENTS
-from app.lib.aio import finish_or_cancel, repeat_until_stopped
+from app.worker.loop import PollingLoop
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
 
@@ -250,46 +249,21 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-class LifecycleHookDispatcher:
+class LifecycleHookDispatcher(PollingLoop):
     """The dispatch loop: a batch whenever there may be new lifecycle events, else wait a poll."""
 
-    def __init__(
-        self, settings: Settings, connect: Callable[[], dict[str, Any]], batch_size: int = 500
-    ) -> None:
+    name = "lifecycle hooks"
+
+    def __init__(self, settings: Settings, shared: SharedConnections, batch_size: int = 500) -> None:
+        super().__init__(shared, settings.worker_poll_seconds)
         self.settings = settings
         self.batch_size = batch_size
-        self._connect = connect
-        self._pool: asyncpg.Pool | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    async def open(self) -> None:
-        """Connect without starting the loop (``run_once`` then drives batches)."""
-        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
-
-    async def start(self) -> None:
-        await self.open()
-        self._task = asyncio.create_task(self._loop(), name="lifecycle-hooks")
-
-    async def stop(self, grace_seconds: float = 10.0) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await finish_or_cancel(self._task, grace_seconds)
-        if self._pool is not None:
-            await self._pool.close()
 
     async def run_once(self) -> int | None:
         """One batch: the number of lifecycle events read, None if another dispatcher is at it."""
-        assert self._pool is not None, "start() the dispatcher first"
-        async with self._pool.acquire() as connection:
+        async with self.pool.acquire() as connection:
             return await dispatch_batch(connection, self.batch_size)
 
-    async def _loop(self) -> None:
-        async def batch() -> bool:
-            read = await self.run_once()
-            return read is not None and read >= self.batch_size  # a full batch: more may wait
-
-        def failed(error: Exception) -> None:
-            _stdlib_logger.warning("lifecycle hook dispatch failed (%s); retrying", type(error).__name__)
-
-        await repeat_until_stopped(self._stop, batch, self.settings.worker_poll_seconds, failed)
+    async def step(self) -> bool:
+        read = await self.run_once()
+        return read is not None and read >= self.batch_size  # a full batch: more may wait

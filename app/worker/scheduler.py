@@ -25,11 +25,9 @@ outright (the database) rolls back and changes nothing; the loop retries it with
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +35,11 @@ import asyncpg
 import structlog
 
 from app.config import Settings
+from app.db.runtime import SharedConnections
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
-from app.lib.aio import finish_or_cancel, repeat_until_stopped
 from app.lib.schema import timestamp
+from app.worker.loop import PollingLoop
 
 __all__ = ["Scheduler"]
 
@@ -97,13 +96,12 @@ class _Outcome:
     last_fired_at: datetime.datetime | None
 
 
-class Scheduler:
-    def __init__(self, settings: Settings, connect: Callable[[], dict[str, Any]]) -> None:
+class Scheduler(PollingLoop):
+    name = "scheduler"
+
+    def __init__(self, settings: Settings, shared: SharedConnections) -> None:
+        super().__init__(shared, settings.scheduler_poll_seconds)
         self.settings = settings
-        self._connect = connect
-        self._pool: asyncpg.Pool | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
         self.batch_size = settings.worker_batch_size
         # Where the round-robin over tenants goes on from: the tenant served last in the last pass.
         self.rotation = ""
@@ -111,37 +109,12 @@ class Scheduler:
         self.runs_started = 0
         self.failed_fires = 0
 
-    async def open(self) -> None:
-        """Connect without starting the loop (``run_once`` then drives passes)."""
-        self._pool = await asyncpg.create_pool(min_size=0, max_size=1, **self._connect())
-
-    async def start(self) -> None:
-        await self.open()
-        self._task = asyncio.create_task(self._loop(), name="scheduler")
-        logger.info("scheduler started")
-
-    async def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop polling; a pass in progress finishes (bounded by the grace time)."""
-        self._stop.set()
-        if self._task is not None:
-            await finish_or_cancel(self._task, grace_seconds)
-        if self._pool is not None:
-            await self._pool.close()
-        logger.info("scheduler stopped")
-
-    async def _loop(self) -> None:
-        async def claim_pass() -> bool:
-            return await self.run_once() >= self.batch_size  # more may be due right now
-
-        def failed(error: Exception) -> None:
-            _stdlib_logger.warning("scheduler pass failed (%s); retrying", type(error).__name__)
-
-        await repeat_until_stopped(self._stop, claim_pass, self.settings.scheduler_poll_seconds, failed)
+    async def step(self) -> bool:
+        return await self.run_once() >= self.batch_size  # more may be due right now
 
     async def run_once(self, now: datetime.datetime | None = None) -> int:
         """One pass over one batch of due schedules, in one transaction; the number claimed."""
-        assert self._pool is not None, "start() the scheduler first"
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self.pool.acquire() as connection, connection.transaction():
             if now is None:
                 now = await connection.fetchval("SELECT clock_timestamp()")
             claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size, self.rotation)

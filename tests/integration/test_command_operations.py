@@ -38,6 +38,7 @@ from tests.conftest import (
 )
 from tests.support.database import scratch_database
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 CONTACTS = "Contacts.UpsertAndLink.v1"
 FAILING = "Dev.Fail.v1"
@@ -87,7 +88,7 @@ class Outboxed:
 
     @asynccontextmanager
     async def worker(self) -> AsyncIterator[OutboxWorker]:
-        running = OutboxWorker(self.settings, lambda: asyncpg_connect_kwargs(self.url))
+        running = Standalone(lambda shared: OutboxWorker(self.settings, shared), self.url)
         await running.start()
         try:
             yield running

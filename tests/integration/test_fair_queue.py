@@ -27,6 +27,7 @@ from tests.conftest import Api, make_settings, new_tenant
 from tests.integration.test_outbox_worker import new_worker
 from tests.support.triggers import published_script, runs_of
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 BATCH = 100
 
@@ -241,7 +242,7 @@ async def test_a_scheduler_pass_serves_every_tenant_with_due_schedules(fresh_dat
                     fire = response.json()["nextFireTimes"][0]
                     firsts.append(datetime.datetime.fromisoformat(fire.replace("Z", "+00:00")))
 
-        scheduler = Scheduler(settings, lambda: asyncpg_connect_kwargs(fresh_database_url))
+        scheduler = Standalone(lambda shared: Scheduler(settings, shared), fresh_database_url)
         await scheduler.open()
         try:
             claimed = await scheduler.run_once(now=max(firsts))
@@ -280,7 +281,7 @@ async def test_schedules_of_a_tenant_behind_others_backlogs_wait_at_most_one_rot
                 fire = response.json()["nextFireTimes"][0]
                 firsts.append(datetime.datetime.fromisoformat(fire.replace("Z", "+00:00")))
 
-        scheduler = Scheduler(settings, lambda: asyncpg_connect_kwargs(fresh_database_url))
+        scheduler = Standalone(lambda shared: Scheduler(settings, shared), fresh_database_url)
         await scheduler.open()
         try:
             passes = [await scheduler.run_once(now=max(firsts)) for _ in range(2)]

@@ -17,6 +17,7 @@ from app.worker.dispatcher import OutboxWorker
 from tests.conftest import ADMIN_TOKEN, make_settings, process_env
 from tests.support.server import ServerProcess
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 TENANT = "acme"
 LEASE = 0.6
@@ -45,10 +46,10 @@ async def client(settings_: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def worker(settings: Settings) -> OutboxWorker:
+def worker(settings: Settings) -> Standalone[OutboxWorker]:
     url = settings.database_url
     assert url is not None
-    return OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url))
+    return Standalone(lambda shared: OutboxWorker(settings, shared), url)
 
 
 async def post(client: httpx.AsyncClient, command: str, payload: dict | None = None) -> str:

@@ -19,6 +19,7 @@ from tests.conftest import Api, make_settings
 from tests.support.runs import GRAPH
 from tests.support.triggers import draft_script, published_script, runs_of, subscribe
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 TENANT = "acme"
 
@@ -256,7 +257,7 @@ async def test_the_worker_dispatches_by_itself(api: Api, hook_settings: Settings
     await subscribe(api, subject, "Script.Published", hook)
     assert hook_settings.database_url is not None
     url = hook_settings.database_url
-    dispatcher = LifecycleHookDispatcher(hook_settings, lambda: asyncpg_connect_kwargs(url))
+    dispatcher = Standalone(lambda shared: LifecycleHookDispatcher(hook_settings, shared), url)
     await dispatcher.start()
     try:
         await api.publish(subject, 1)

@@ -17,6 +17,7 @@ from app.server.core import create_app
 from app.worker.dispatcher import OutboxWorker
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 TENANT = "acme"
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", "x-tenant-id": TENANT}
@@ -39,10 +40,10 @@ async def client(worker_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def new_worker(settings: Settings, registry: HandlerRegistry | None = None) -> OutboxWorker:
+def new_worker(settings: Settings, registry: HandlerRegistry | None = None) -> Standalone[OutboxWorker]:
     assert settings.database_url is not None
     url = settings.database_url
-    return OutboxWorker(settings, lambda: asyncpg_connect_kwargs(url), registry)
+    return Standalone(lambda shared: OutboxWorker(settings, shared, registry), url)
 
 
 async def status_of(client: httpx.AsyncClient, correlation_id: str) -> dict[str, Any]:

@@ -12,13 +12,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.config import Settings
-from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
 from app.worker.scheduler import Scheduler
 from tests.conftest import Api, make_settings, process_env
 from tests.support.server import ServerProcess
 from tests.support.triggers import draft_script, published_script, runs_of
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 TENANT = "acme"
 SECOND = datetime.timedelta(seconds=1)
@@ -52,14 +52,14 @@ async def api(scheduler_settings: Settings) -> AsyncIterator[Api]:
         yield Api(client, TENANT)
 
 
-def new_scheduler(settings: Settings) -> Scheduler:
+def new_scheduler(settings: Settings) -> Standalone[Scheduler]:
     assert settings.database_url is not None
     url = settings.database_url
-    return Scheduler(settings, lambda: asyncpg_connect_kwargs(url))
+    return Standalone(lambda shared: Scheduler(settings, shared), url)
 
 
 @pytest.fixture
-async def scheduler(scheduler_settings: Settings) -> AsyncIterator[Scheduler]:
+async def scheduler(scheduler_settings: Settings) -> AsyncIterator[Standalone[Scheduler]]:
     scheduler = new_scheduler(scheduler_settings)
     await scheduler.open()
     yield scheduler

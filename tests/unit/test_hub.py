@@ -14,7 +14,7 @@ def event(n: int, tenant: str = "acme", name: str = "X.Done.v1", correlation: st
 
 
 def hub() -> EventHub:
-    return EventHub(lambda: {}, max_queue=5)
+    return EventHub(None, max_queue=5)
 
 
 def test_subscribers_get_only_their_tenants_matching_events() -> None:

@@ -274,16 +274,23 @@ class Outbox:
         """
         token = uuid.uuid4()
         held = in_hand or {}
-        rows = await self.pool.fetch(
-            _CLAIM,
-            token,
-            lease_seconds,
-            limit,
-            tenant_max_in_flight,
-            list(held),
-            list(held.values()),
-            self.rotation,
-        )
+        async with self.pool.acquire() as connection, connection.transaction():
+            # Planned for the rows at hand on every run: a generic plan cached while the table was
+            # nearly empty (a fresh worker's first claims) would otherwise stay in use when a
+            # backlog of thousands arrives, until the next ANALYZE, and scan the whole table on
+            # every claim (measured: 70 ms claims instead of 10 while draining 100,000).
+            # Planning costs a millisecond or two per batch; the setting ends with the claim.
+            await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            rows = await connection.fetch(
+                _CLAIM,
+                token,
+                lease_seconds,
+                limit,
+                tenant_max_in_flight,
+                list(held),
+                list(held.values()),
+                self.rotation,
+            )
         if rows:
             self.rotation = max(rows, key=lambda row: row["place"])["tenant_id"]
         return [

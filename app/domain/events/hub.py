@@ -17,12 +17,12 @@ import contextlib
 import gc
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import anyio
 import asyncpg
 
+from app.db.runtime import SharedConnections
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after, sequence_events
 from app.lib.aio import wait_for_event
 
@@ -141,12 +141,12 @@ class Subscription:
 class EventHub:
     def __init__(
         self,
-        connect: Callable[[], Any],
+        shared: SharedConnections | None,
         *,
         max_queue: int = 1000,
         poll_seconds: float = 1.0,
     ) -> None:
-        self._connect = connect
+        self._shared = shared
         self._max_queue = max_queue
         self._poll_seconds = poll_seconds
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
@@ -155,7 +155,6 @@ class EventHub:
         self._highest_delivered = 0
         self._position: Position | None = None
         self._held_delay = 0.002
-        self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self.shutdown_event: anyio.Event | None = None
@@ -165,7 +164,11 @@ class EventHub:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.pool = await asyncpg.create_pool(min_size=0, max_size=8, **self._connect())
+        assert self._shared is not None, "a hub without connections only fans out"
+        assert self._shared.pool is not None, "open the shared connections first"
+        self.pool = self._shared.pool
+        # After a reconnect, look for what was notified while nobody listened.
+        await self._shared.listen(CHANNEL, self._on_notify, self._wake.set)
         # One event for every stream of this process: sse-starlette sets it when the server
         # begins to shut down, and one task then ends every stream with a final frame.
         self.shutdown_event = anyio.Event()
@@ -187,9 +190,6 @@ class EventHub:
             if task is not None:
                 task.cancel()
                 await asyncio.wait({task}, timeout=5)
-        await self._close_listener()
-        if self.pool is not None:
-            await self.pool.close()
 
     # ---- subscriptions -----------------------------------------------------------------------
 
@@ -239,31 +239,17 @@ class EventHub:
 
     # ---- the tail ----------------------------------------------------------------------------
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         if not self._subscribers:
             return  # idle: a new stream restarts the tail from the table anyway
         with contextlib.suppress(ValueError):
             self._announced = max(self._announced, int(payload))
         self._wake.set()
 
-    async def _open_listener(self) -> None:
-        self._listener = await asyncpg.connect(**self._connect())
-        await self._listener.add_listener(CHANNEL, self._on_notify)
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close(timeout=2)
-            self._listener = None
-
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             try:
-                if self._listener is None or self._listener.is_closed():
-                    await self._close_listener()
-                    await self._open_listener()
-                    self._wake.set()  # catch up on whatever happened while not listening
                 await self._tail_once()
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -271,7 +257,6 @@ class EventHub:
             except Exception as error:  # the database went away: retry, streams stay open
                 logger.warning("event hub lost the database (%s); retrying", type(error).__name__)
                 logger.debug("event hub failure", exc_info=True)
-                await self._close_listener()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
