@@ -1,6 +1,6 @@
 """Settings: read from the environment once, validated, with a clear message on bad values.
 
-Every knob the README documents lives here and nowhere else. ``get_settings()`` is cached; tests
+Every knob docs/configuration.md documents lives here and nowhere else. ``get_settings()`` is cached; tests
 that change the environment call ``get_settings.cache_clear()``.
 """
 
