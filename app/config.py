@@ -1,9 +1,9 @@
 """Settings: read from the environment once, validated, with a clear message on bad values.
 
-Every knob the docs describe lives here and nowhere else, with its default and its constraint
-written once on the ``Settings`` struct; ``msgspec.convert`` reads the environment into it (each
-variable is the field's name in upper case). ``get_settings()`` is cached; tests that change the
-environment call ``get_settings.cache_clear()``.
+Every knob docs/configuration.md documents lives here and nowhere else, with its default and
+its constraint written once on the ``Settings`` struct; ``msgspec.convert`` reads the environment
+into it (each variable is the field's name in upper case). ``get_settings()`` is cached; tests
+that change the environment call ``get_settings.cache_clear()``.
 """
 
 from __future__ import annotations

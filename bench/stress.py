@@ -18,7 +18,7 @@ databases of its own that it drops), real API and worker processes, and runs:
 - soak:      2 minutes of mixed traffic at a steady rate with SSE clients attached; latency,
              errors and the API process's memory
 
-Each phase is bounded in time; the table says what each line means (see README, "Hardening").
+Each phase is bounded in time; the table says what each line means (see docs/hardening.md).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class Run(TenantScoped, Base):
         CheckConstraint("(status = 'RUNNING') = (ended_at IS NULL)", name=conv("ck_runs_ended_at")),
         CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name=conv("ck_runs_ended_after_start")),
         # GET /runs: newest first per tenant, by each filter and by script and status together;
-        # README "Runs: indexes" says which index serves which query.
+        # docs/performance.md, "The runs list: indexes", says which index serves which query.
         Index("ix_runs_tenant_started", "tenant_id", text("started_at DESC"), text("id DESC")),
         Index(
             "ix_runs_tenant_script_started",

@@ -156,7 +156,7 @@ def list_runs(
     started_before: datetime.datetime | None = None,
 ) -> Select[Any]:
     """A keyset page of the tenant's runs, newest first; each filter is served by an index
-    (README, "Runs: indexes")."""
+    (docs/performance.md, "The runs list: indexes")."""
     statement = select(*RUN_COLUMNS).where(runs.c.tenant_id == tenant_id)
     if script_id is not None:
         statement = statement.where(runs.c.script_id == script_id)
