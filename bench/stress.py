@@ -9,7 +9,7 @@ databases of its own that it drops), real API and worker processes, and runs:
 
 - fuzz:      schemathesis on every operation of openapi.yaml (>= 10,000 cases), then a pass with
              hostile header values; counts server errors and answers off the documented schema
-- isolation: the tenant isolation matrix (tests/integration/test_isolation_matrix.py)
+- isolation: the tenant isolation matrix (tests/integration/platform/test_isolation_matrix.py)
 - kills:     the worker SIGKILLed 20 times during 5,000 commands, SSE readers resuming with
              Last-Event-ID throughout
 - restart:   PostgreSQL stopped and started under mixed load
@@ -127,7 +127,7 @@ class Bench:
         env = {**os.environ, "DATABASE_URL": self.server_url}
         finished = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/integration/test_isolation_matrix.py"],
+             "tests/integration/platform/test_isolation_matrix.py"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
         tail = finished.stdout.strip().splitlines()[-1] if finished.stdout.strip() else finished.stderr[-500:]

@@ -34,7 +34,8 @@ from app.db.embedded import EmbeddedPostgres
 from app.db.engine import upgrade_database
 from app.db.events import Event
 from app.lib.db import asyncpg_connect_kwargs
-from tests.conftest import ADMIN_TOKEN, process_env
+from tests.conftest import process_env
+from tests.support.api import ADMIN_TOKEN
 from tests.support.load import (
     Recorder,
     ResumingReader,

@@ -1,8 +1,8 @@
 """The operation table of the tenant-boundary tests: one call of every operation with tenant
 A's ids, what a stranger must get, and tenant A's data to compare before and after.
 
-``tests/integration/test_isolation_matrix.py`` calls each row from another tenant (404, never A's
-data); ``tests/integration/test_access_matrix.py`` calls each row with a token not granted A's
+``tests/integration/platform/test_isolation_matrix.py`` calls each row from another tenant (404, never A's
+data); ``tests/integration/platform/test_access_matrix.py`` calls each row with a token not granted A's
 tenant (403 TENANT_FORBIDDEN). Both check that the rows name every operation the app serves.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.runs import GRAPH
 
 SECRET = "zz-secret-of-tenant-a"

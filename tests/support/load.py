@@ -21,7 +21,7 @@ import httpx
 import psutil
 from httpx_sse import SSEError, aconnect_sse
 
-from tests.conftest import ADMIN_TOKEN
+from tests.support.api import ADMIN_TOKEN
 from tests.support.runs import GRAPH
 
 COMPLETION = "Contacts.Upserted.v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.conftest import Api
+from tests.support.api import Api
 
 # One node per step type, chained in this order.
 NODES = [

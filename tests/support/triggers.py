@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.runs import GRAPH
 
 
