@@ -25,6 +25,7 @@ import asyncpg
 
 from app.db.engine import StatementConnection, json_codecs
 from app.lib.aio import wait_for_event
+from app.lib.backoff import Backoff
 
 __all__ = ["SharedConnections"]
 
@@ -95,7 +96,7 @@ class SharedConnections:
             callback(payload)
 
     async def _listen(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
                 self._lost.clear()
@@ -106,7 +107,7 @@ class SharedConnections:
                 for entry in list(self._channels.values()):
                     for callback in entry.on_connect:
                         callback()
-                backoff = 0.1
+                backoff.reset()
                 while not self._listener.is_closed():
                     await wait_for_event(self._lost, 1.0)
                 logger.warning("the listener lost the database; reconnecting")
@@ -115,8 +116,7 @@ class SharedConnections:
             except Exception as error:  # the database is away: subscribers poll meanwhile
                 logger.warning("the listener cannot reach the database (%s); retrying", type(error).__name__)
                 await self._close_listener()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     async def _close_listener(self) -> None:
         if self._listener is not None:

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.lib.backoff import Backoff
+
 __all__ = ["finish_or_cancel", "repeat_until_stopped", "wait_for_event"]
 
 
@@ -49,16 +51,15 @@ async def repeat_until_stopped(
     """Run ``step`` until ``stop`` is set: again at once while it reports more work waiting,
     else after ``poll_seconds``; after a failure (reported to ``on_error``), after a backoff
     that doubles from 0.1 s to 5 s. A set ``stop`` ends any wait at once."""
-    backoff = 0.1
+    backoff = Backoff()
     while not stop.is_set():
         try:
             more = await step()
-            backoff = 0.1
+            backoff.reset()
             if not more:
                 await wait_for_event(stop, poll_seconds)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             on_error(error)
-            await wait_for_event(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
+            await wait_for_event(stop, backoff.next())

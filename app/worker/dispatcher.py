@@ -27,6 +27,7 @@ from app.db.runtime import SharedConnections
 from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
 from app.domain.commands.outbox import Failure, Outbox, Success
 from app.lib.aio import wait_for_event
+from app.lib.backoff import Backoff
 from app.worker.maintenance import Retention, beat, forget_worker, prune
 
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
@@ -118,7 +119,7 @@ class OutboxWorker:
     async def _claim_loop(self) -> None:
         assert self._pool is not None
         outbox = Outbox(self._pool)
-        backoff = 0.1
+        backoff = Backoff()
         last_reclaim = 0.0
         while not self._stopping:
             try:
@@ -148,7 +149,7 @@ class OutboxWorker:
                         task = asyncio.create_task(self._process(command))
                         self._in_flight[command.id] = (command, task)
                     self.claimed += len(claimed)
-                backoff = 0.1
+                backoff.reset()
                 if claimed and len(self._in_flight) < self.capacity:
                     continue  # there may be more due work right now
                 await wait_for_event(self._wake, self.settings.worker_poll_seconds)
@@ -156,8 +157,7 @@ class OutboxWorker:
                 raise
             except Exception as error:
                 _stdlib_logger.warning("worker lost the database (%s); retrying", type(error).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     def _in_hand_by_tenant(self) -> Counter[str]:
         """Commands of each tenant this worker holds: claimed and not yet recorded.
@@ -255,13 +255,13 @@ class OutboxWorker:
     # ---- recording outcomes ------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             await self._flush_wake.wait()
             self._flush_wake.clear()
             try:
                 await self._flush()
-                backoff = 0.1
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -269,8 +269,7 @@ class OutboxWorker:
                 _stdlib_logger.warning(
                     "worker could not record outcomes (%s); retrying", type(error).__name__
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 self._flush_wake.set()
 
     async def _flush(self) -> None:

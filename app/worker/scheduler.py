@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
+from app.lib.backoff import retry_delay
 from app.lib.schema import timestamp
 from app.worker.loop import PollingLoop
 
@@ -212,10 +212,9 @@ class Scheduler(PollingLoop):
                 last_error=f"gave up the fire at {timestamp(pending)} after {attempts} attempts: {reason}",
                 last_fired_at=None,
             )
-        delay = min(
-            self.settings.scheduler_retry_base_seconds * 2 ** (attempts - 1),
-            self.settings.scheduler_retry_max_seconds,
-        ) * random.uniform(0.75, 1.25)
+        delay = retry_delay(
+            attempts, self.settings.scheduler_retry_base_seconds, self.settings.scheduler_retry_max_seconds
+        )
         return _Outcome(
             id=row["id"],
             next_fire_at=pending,

@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from app.domain.commands.handlers import ClaimedCommand
+from app.lib.backoff import retry_delay
 
 __all__ = ["LEASE_EXPIRED", "Failure", "Outbox", "Success"]
 
@@ -180,17 +181,18 @@ FROM done d JOIN input i ON i.id = d.id
 RETURNING id
 """
 
-# Retry with exponential backoff and jitter while attempts remain; then FAILED with an event.
+# Retry after each command's delay (``app.lib.backoff.retry_delay``) while attempts remain; then
+# FAILED with an event.
 _FAIL = """
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(id, token, event, error)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $6::float8[])
+        AS t(id, token, event, error, delay)
 ), changed AS (
     UPDATE commands c
     SET status = CASE WHEN c.attempts >= $5 THEN 'FAILED' ELSE 'PENDING' END,
         completed_at = CASE WHEN c.attempts >= $5 THEN now() END,
         available_at = CASE WHEN c.attempts >= $5 THEN c.available_at
-            ELSE now() + make_interval(
-                secs => least($6 * power(2, c.attempts - 1), $7) * (0.75 + random() / 2))
+            ELSE now() + make_interval(secs => i.delay)
         END,
         lease_token = NULL, lease_expires_at = NULL, last_error = i.error, updated_at = now()
     FROM input i
@@ -345,8 +347,10 @@ class Outbox:
                         [f.event for f in failures],
                         [f.error[:2000] for f in failures],
                         max_attempts,
-                        retry_base_seconds,
-                        retry_max_seconds,
+                        [
+                            retry_delay(f.command.attempts, retry_base_seconds, retry_max_seconds)
+                            for f in failures
+                        ],
                     ),
                 )
             )

@@ -25,6 +25,7 @@ import asyncpg
 from app.db.runtime import SharedConnections
 from app.domain.events.store import LiveEvent, Position, current_start, read_all_after, sequence_events
 from app.lib.aio import wait_for_event
+from app.lib.backoff import Backoff
 
 __all__ = ["CHANNEL", "EventHub", "Subscription", "collection_deferred_past_fan_out"]
 
@@ -247,18 +248,17 @@ class EventHub:
         self._wake.set()
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
                 await self._tail_once()
-                backoff = 0.1
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database went away: retry, streams stay open
                 logger.warning("event hub lost the database (%s); retrying", type(error).__name__)
                 logger.debug("event hub failure", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     async def _tail_once(self) -> None:
         await wait_for_event(self._wake, self._poll_seconds)
