@@ -113,6 +113,8 @@ ERROR_ANSWERS: dict[int, ErrorAnswer] = {
             ),
             ("COMMAND_NOT_CANCELLABLE", "Only a PENDING command can be cancelled; this one is PROCESSING."),
             ("QUOTA_EXCEEDED", "The limit of 20 schedules per script is reached; delete one first."),
+            ("EVENT_TYPE_EXISTS", "The event type 'LOCATION_LIVING_ROOM' exists already."),
+            ("ROUTE_TAKEN", "POST /hooks/acme/crm/lead-created is taken by another endpoint of this tenant."),
             (
                 "IDEMPOTENCY_IN_PROGRESS",
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
