@@ -5,22 +5,36 @@ msgspec enforces: constraints on the items of a list (``list[Annotated[str, Meta
 documents as plain strings) and ``forbid_unknown_fields`` (unknown keys are a 400, yet the schema
 allows them). A client, or a fuzzer, reading the schema would send bodies the API rejects. This
 plugin runs Litestar's and then adds what is missing, for every struct in one place.
+
+It also writes two things more plainly than Litestar does: a ``oneOf`` of a single schema (what
+an optional PATCH field with ``UNSET`` becomes) is that schema, and ``number | integer`` is a
+number. And a string field marked with ``json_text(T)`` documents the JSON text it carries
+(``contentMediaType``/``contentSchema``), as a Server-Sent Event's ``data:`` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.plugins import OpenAPISchemaPlugin, OpenAPISchemaPluginProtocol
+from litestar.typing import FieldDefinition
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from litestar.typing import FieldDefinition
+__all__ = ["PreciseStructSchemaPlugin", "any_of", "json_text"]
 
-__all__ = ["PreciseStructSchemaPlugin"]
+_JSON_TEXT = "json_text"
+
+
+def json_text(content: Any, description: str | None = None) -> msgspec.Meta:
+    """Marks a ``str`` field that carries JSON text of type ``content``:
+    ``Annotated[str, json_text(EventOut)]``."""
+    return msgspec.Meta(description=description, extra={_JSON_TEXT: content})
+
 
 _KIND: dict[type, OpenAPIType] = {
     msgspec.inspect.StrType: OpenAPIType.STRING,
@@ -70,8 +84,23 @@ class PreciseStructSchemaPlugin(OpenAPISchemaPlugin):
             schema.additional_properties = False
         for field in info.fields:
             prop = (schema.properties or {}).get(field.encode_name)
-            if isinstance(prop, Schema):
-                _constrain(prop, field.type)
+            if not isinstance(prop, Schema):
+                continue
+            _constrain(prop, field.type)
+            _simplify(prop)
+            content = getattr(field.type, "extra", None) or {}
+            if _JSON_TEXT in content:
+                assert schema.properties is not None
+                schema.properties[field.encode_name] = Schema(
+                    type=OpenAPIType.STRING,
+                    description=prop.description,
+                    content_media_type="application/json",
+                    content_schema=any_of(
+                        schema_creator.for_field_definition(
+                            FieldDefinition.from_annotation(content[_JSON_TEXT])
+                        )
+                    ),
+                )
         return schema
 
 
@@ -90,6 +119,29 @@ def _next_plugin(
         if supported:
             return plugin
     raise LookupError(f"no other OpenAPI schema plugin documents {field_definition.annotation!r}")
+
+
+def any_of(schema: Schema | Any) -> Schema | Any:
+    """A union as ``anyOf``: for kinds of event or frame the schemas cannot tell apart by a constant
+    (a completion event may have any name), where ``oneOf`` would reject what matches two."""
+    if isinstance(schema, Schema) and schema.one_of:
+        schema.any_of, schema.one_of = schema.one_of, None
+    return schema
+
+
+def _simplify(schema: Schema) -> None:
+    """``oneOf: [number, integer, …]`` without the integer; a ``oneOf`` of one schema as that schema."""
+    options = list(schema.one_of or ())
+    if any(isinstance(o, Schema) and o.type == OpenAPIType.NUMBER for o in options):
+        options = [o for o in options if not (isinstance(o, Schema) and o.type == OpenAPIType.INTEGER)]
+    if schema.one_of is not None:
+        schema.one_of = options
+    if len(options) == 1 and isinstance(only := options[0], Schema):
+        schema.one_of = None
+        for attribute in dataclasses.fields(Schema):
+            value = getattr(only, attribute.name)
+            if value is not None and getattr(schema, attribute.name) is None:
+                setattr(schema, attribute.name, value)
 
 
 def _constrain(schema: Schema, info: Any) -> None:

@@ -16,7 +16,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+from litestar.openapi.spec import Components, License, SecurityScheme, Server, Tag
 
 from app.cli import ScriptworksCLIPlugin
 from app.config import Settings, get_settings
@@ -56,7 +56,7 @@ from app.lib.error_handler import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
 from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
-from app.lib.openapi import document_access, document_idempotency
+from app.lib.openapi import document_access, document_contract, error_responses
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import RateLimits, TenantRateLimitMiddleware
@@ -250,7 +250,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             servers=[Server(url="http://127.0.0.1:8000", description="Local development")],
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes=SECURITY_SCHEMES),
+            license=License(name="Proprietary"),
+            components=Components(security_schemes=SECURITY_SCHEMES, responses=error_responses()),
             security=BEARER,
             tags=[
                 Tag(name="Scripts", description="Scripts, immutable versions, publishing, audit."),
@@ -284,7 +285,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.authenticator = Authenticator(settings, _stream_ticket_key(settings, app))
-    document_idempotency(app)
+    document_contract(app)
     document_access(app)
     check_every_route_has_access(app)
     return app

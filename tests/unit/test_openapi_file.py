@@ -55,3 +55,44 @@ def test_every_post_documents_the_idempotency_headers() -> None:
     assert without_key == []
     assert without_replayed == []
     assert others_with_key == []
+
+
+def test_every_link_names_an_operation_and_parameters_it_takes() -> None:
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    parameters = {
+        operation["operationId"]: {p["name"] for p in operation.get("parameters", [])}
+        for item in spec["paths"].values()
+        for operation in item.values()
+    }
+    links = [
+        (operation["operationId"], name, link)
+        for item in spec["paths"].values()
+        for operation in item.values()
+        for response in operation["responses"].values()
+        for name, link in response.get("links", {}).items()
+    ]
+
+    wrong = [
+        (source, name)
+        for source, name, link in links
+        if link["operationId"] not in parameters
+        or not set(link["parameters"]) <= parameters[link["operationId"]]
+    ]
+
+    assert len(links) >= 30
+    assert wrong == []
+
+
+def test_error_answers_refer_to_the_shared_responses() -> None:
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    shared = spec["components"]["responses"]
+    inline = [
+        (path, method, status)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+        and response.get("$ref", "").removeprefix("#/components/responses/") not in shared
+    ]
+
+    assert inline == []

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +26,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
 from app.domain.events.hub import EventHub
+from app.domain.events.schemas import StreamFrame, StreamNotice
 from app.domain.events.store import START, Position, position_of, read_after
 from app.lib.auth import STREAM_AUTH_OPT, Authenticator
 from app.lib.errors import TenantRequired, ValidationFailed
@@ -36,6 +39,7 @@ __all__ = ["EventStreamController"]
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
 MAX_EVENT_ID = 2**63 - 1  # event ids are bigints
+_encode = msgspec.json.Encoder().encode
 
 
 class StreamTicketOut(CamelStruct):
@@ -110,10 +114,8 @@ async def _stream(
                 if found is None:
                     # The history the client missed is partly gone: say so, then replay all
                     # that is retained, so nothing still stored is silently dropped.
-                    yield ServerSentEvent(
-                        event="resync",
-                        data=f'{{"reason":"the cursor {cursor} is not in the retained history"}}',
-                    )
+                    notice = StreamNotice(reason=f"the cursor {cursor} is not in the retained history")
+                    yield ServerSentEvent(event="resync", data=_encode(notice).decode())
                 else:
                     start = last = found
             async for event in read_after(
@@ -125,7 +127,8 @@ async def _stream(
             event = await subscription.get()
             if event is None:
                 if subscription.closed_reason == "shutdown":
-                    yield ServerSentEvent(event="shutdown", data='{"reason":"server shutting down"}')
+                    notice = StreamNotice(reason="server shutting down")
+                    yield ServerSentEvent(event="shutdown", data=_encode(notice).decode())
                 return
             if last is not None and event.position <= last:
                 continue
@@ -149,7 +152,9 @@ class EventStreamController(Controller):
             "`Last-Event-ID` (or `?since=`); with `?correlationId=` and no cursor it replays that "
             "correlation's events, so a client that subscribes after the work finished still gets the "
             "completion. A cursor older than the retained history gets an `event: resync` frame, then "
-            "the replay of everything retained. "
+            "the replay of everything retained. When the server shuts down, an `event: shutdown` frame "
+            "ends the stream (reconnect with Last-Event-ID). The 200 schema lists the frames and what "
+            "each one's `data` holds. "
             "Authentication: bearer header, `?access_token=` or an `access_token` cookie (EventSource "
             "cannot send headers); browsers should put a stream ticket there (POST "
             "/events/stream-tickets), never a long-lived token. Tenant: `x-tenant-id` or `?tenantId=`; "
@@ -158,7 +163,16 @@ class EventStreamController(Controller):
         opt={STREAM_AUTH_OPT: True},
         dependencies={"tenant_id": Provide(provide_stream_tenant)},
         media_type="text/event-stream",
-        responses=errors(400, 401, 403),
+        responses={
+            200: ResponseSpec(
+                data_container=StreamFrame,
+                media_type="text/event-stream",
+                description="An endless stream of frames; each item of the schema is one frame, its "
+                "properties the frame's fields. `data` is JSON except on `ping`.",
+                generate_examples=False,
+            ),
+            **errors(400, 401, 403),
+        },
         security=[{"StreamTicket": []}, {"BearerJWT": []}, {"StaticToken": []}],
     )
     async def stream(
@@ -181,13 +195,18 @@ class EventStreamController(Controller):
         since: Annotated[
             str | None,
             QueryParameter(
-                description="Replay events after this event id (like Last-Event-ID).", max_length=20
+                description="Replay stored events after this event id (a frame's `id:`); 0 replays every "
+                "retained event. Last-Event-ID wins when both are sent.",
+                max_length=20,
             ),
         ] = None,
         last_event_id: Annotated[
             str | None,
             HeaderParameter(
-                name="Last-Event-ID", required=False, description="Sent by EventSource on reconnect."
+                name="Last-Event-ID",
+                required=False,
+                description="The `id:` of the last frame received: replay resumes after it. EventSource "
+                "sends it on reconnect.",
             ),
         ] = None,
         access_token: Annotated[

@@ -32,6 +32,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.events import Event
+from app.domain.events.schemas import EventOut
 from app.lib.correlation import current_correlation_id
 from app.lib.schema import timestamp
 
@@ -57,18 +58,6 @@ class Position:
 
 
 START = Position(0, 0)
-
-
-class EventOut(msgspec.Struct, rename="camel"):
-    """The JSON of one event, as SSE ``data:`` carries it."""
-
-    id: int
-    event: str
-    correlation_id: str | None
-    tenant_id: str
-    success: bool
-    payload: Any
-    occurred_at: str
 
 
 _encode = msgspec.json.Encoder().encode

@@ -58,6 +58,7 @@ ETAG_HEADER = [
     ResponseHeader(
         name="ETag",
         description="Strong entity tag of the script; send it back in If-Match to update safely.",
+        value="",  # only its type is documented (a string); the handler sets the header
         documentation_only=True,
     )
 ]

@@ -11,6 +11,7 @@ import uuid
 from functools import cached_property
 from typing import Any
 
+import msgspec
 from advanced_alchemy.filters import CollectionFilter, SearchFilter
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
@@ -18,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from uuid_utils.compat import uuid7
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.domain.events.schemas import ScriptArchivedPayload, ScriptPublishedPayload, VersionCreatedPayload
 from app.domain.events.store import append_event
 from app.domain.scripts import diff
 from app.domain.scripts.graph import validate_graph
@@ -217,7 +219,9 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                     self.session,
                     tenant_id=tenant_id,
                     event="Script.Archived",
-                    payload={"scriptId": str(script.id), "actorId": actor.id},
+                    payload=msgspec.to_builtins(
+                        ScriptArchivedPayload(script_id=str(script.id), actor_id=actor.id)
+                    ),
                 )
             await commit(self.session)
         else:
@@ -254,12 +258,11 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             self.session,
             tenant_id=tenant_id,
             event="Version.Created",
-            payload={
-                "scriptId": str(script_id),
-                "versionId": str(version.id),
-                "version": number,
-                "actorId": actor.id,
-            },
+            payload=msgspec.to_builtins(
+                VersionCreatedPayload(
+                    script_id=str(script_id), version_id=str(version.id), version=number, actor_id=actor.id
+                )
+            ),
         )
         await commit(self.session)
         return version
@@ -298,13 +301,15 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
             self.session,
             tenant_id=tenant_id,
             event="Script.Published",
-            payload={
-                "scriptId": str(script.id),
-                "versionId": str(target.id),
-                "version": target.version,
-                "rollback": action == "ROLLBACK",
-                "actorId": actor.id,
-            },
+            payload=msgspec.to_builtins(
+                ScriptPublishedPayload(
+                    script_id=str(script.id),
+                    version_id=str(target.id),
+                    version=target.version,
+                    rollback=action == "ROLLBACK",
+                    actor_id=actor.id,
+                )
+            ),
         )
         await commit(self.session)
         return script, target
