@@ -14,7 +14,8 @@ from litestar.testing import AsyncTestClient
 from app.domain.events.schemas import LIFECYCLE_PAYLOADS, CommandFailurePayload
 from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
-from tests.conftest import Api, make_settings, new_tenant
+from tests.conftest import make_settings
+from tests.support.api import Api, new_tenant
 
 GRAPH = {"nodes": [{"id": "greet", "type": "say", "text": "Hello"}], "edges": []}
 
