@@ -1,4 +1,5 @@
-"""Background work: the outbox dispatcher, the scheduler and the lifecycle-hook dispatcher.
+"""Background work: the outbox dispatcher, the scheduler, the deferred-run starter (debounced
+trigger runs) and the lifecycle-hook dispatcher.
 
 Runs inside the API process under ``scriptworks run`` (``WORKER_ENABLED``) or alone under
 ``scriptworks worker``; any number of workers may share one database. Each part has its own
@@ -20,12 +21,14 @@ from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import resolve_database_url, upgrade_database
 from app.lib.db import asyncpg_connect_kwargs
+from app.worker.deferred_runs import DeferredRunStarter
 from app.worker.dispatcher import OutboxWorker
 from app.worker.hooks import LifecycleHookDispatcher
 from app.worker.scheduler import Scheduler
 
 __all__ = [
     "BackgroundWork",
+    "DeferredRunStarter",
     "LifecycleHookDispatcher",
     "OutboxWorker",
     "Scheduler",
@@ -58,22 +61,25 @@ def serve_worker_metrics(worker: OutboxWorker, port: int) -> None:
 
 
 class BackgroundWork:
-    """Everything a worker runs: commands from the outbox, schedules, lifecycle hooks."""
+    """Everything a worker runs: commands from the outbox, schedules, deferred runs, lifecycle hooks."""
 
     def __init__(self, settings: Settings, connect: Callable[[], dict[str, Any]]) -> None:
         self.settings = settings
         self.outbox = OutboxWorker(settings, connect)
         self.scheduler = Scheduler(settings, connect)
+        self.deferred_runs = DeferredRunStarter(settings, connect)
         self.hooks = LifecycleHookDispatcher(settings, connect)
 
     async def start(self) -> None:
         await self.outbox.start()
         await self.scheduler.start()
+        await self.deferred_runs.start()
         await self.hooks.start()
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_seconds
         await self.hooks.stop(grace)
+        await self.deferred_runs.stop(grace)
         await self.scheduler.stop(grace)
         await self.outbox.stop(grace)
 

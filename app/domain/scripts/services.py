@@ -24,8 +24,9 @@ from app.domain.events.store import append_event
 from app.domain.scripts import diff, queries
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
+from app.domain.triggers.flow_control import cancel_for_script
 from app.lib.correlation import current_correlation_id
-from app.lib.db import Row, constraint_name, statements
+from app.lib.db import Row, constraint_name, driver_connection, statements
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
@@ -248,6 +249,8 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 raise
             await self._audit(script.tenant_id, script.id, actor, action, diff=diff, note=note, now=now)
             if action == "ARCHIVE":
+                # Archived scripts start nothing: their pending debounced runs are cancelled.
+                await cancel_for_script(await driver_connection(self.session), tenant_id, script.id, now)
                 await append_event(
                     self.session,
                     tenant_id=tenant_id,
