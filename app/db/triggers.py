@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TenantScoped
@@ -29,10 +29,13 @@ from app.db.events import XID8
 
 __all__ = [
     "ENDPOINT_METHODS",
+    "DeferredRun",
     "Endpoint",
     "EventType",
     "IncomingEvent",
+    "IncomingEventOutcome",
     "Schedule",
+    "TriggerFlow",
     "TriggerSubscription",
     "WorkerCursor",
 ]
@@ -72,10 +75,29 @@ class TriggerSubscription(TenantScoped, Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_by_id: Mapped[str] = mapped_column(String(128))
     deactivated_at: Mapped[datetime.datetime | None] = mapped_column(Time)
+    # flowControl (SPEC 7.1; app.domain.triggers.flow_control): all NULL means none.
+    debounce_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_delay_seconds: Mapped[int | None] = mapped_column(Integer)
+    throttle_runs: Mapped[int | None] = mapped_column(Integer)
+    throttle_per_seconds: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(
             "subject = '*' OR subject ~ '^[A-Za-z0-9_.:-]{1,128}$'", name="ck_trigger_subscriptions_subject"
+        ),
+        CheckConstraint(
+            "debounce_seconds IS NULL OR debounce_seconds BETWEEN 1 AND 3600",
+            name="ck_trigger_subscriptions_debounce",
+        ),
+        CheckConstraint(
+            "max_delay_seconds IS NULL OR (debounce_seconds IS NOT NULL"
+            " AND max_delay_seconds BETWEEN debounce_seconds AND 86400)",
+            name="ck_trigger_subscriptions_max_delay",
+        ),
+        CheckConstraint(
+            "(throttle_runs IS NULL AND throttle_per_seconds IS NULL)"
+            " OR (throttle_runs BETWEEN 1 AND 1000 AND throttle_per_seconds BETWEEN 1 AND 86400)",
+            name="ck_trigger_subscriptions_throttle",
         ),
         CheckConstraint("active = (deactivated_at IS NULL)", name="ck_trigger_subscriptions_deactivated_at"),
         # One active subscription per (tenant, subject, event): race-free 409 SUBSCRIPTION_EXISTS.
@@ -119,7 +141,88 @@ class IncomingEvent(TenantScoped, Base):
             unique=True,
             postgresql_where=text("lifecycle_event_id IS NOT NULL"),
         ),
+        # GET /events/incoming: newest first, alone or by subject or by event name.
+        _newest_first("ix_incoming_events_tenant_created", "tenant_id"),
+        _newest_first("ix_incoming_events_tenant_subject", "tenant_id", "subject"),
+        _newest_first("ix_incoming_events_tenant_event_name", "tenant_id", "event_name"),
     )
+
+
+class TriggerFlow(DefaultBase):
+    """Flow-control state of one (subscription, subject): its row lock serializes every decision
+    for the pair; it holds the throttle's recent start times and the open debounce window."""
+
+    __tablename__ = "trigger_flows"
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("trigger_subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    recent_starts: Mapped[list[datetime.datetime]] = mapped_column(
+        ARRAY(Time), server_default=text("'{}'::timestamptz[]")
+    )
+    open_window_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_at: Mapped[datetime.datetime] = mapped_column(Time)
+    updated_at: Mapped[datetime.datetime] = mapped_column(Time)
+
+
+class DeferredRun(DefaultBase):
+    """A debounce window: the run its folded events will start at ``due_at`` (worker-started)."""
+
+    __tablename__ = "deferred_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("trigger_subscriptions.id", ondelete="CASCADE")
+    )
+    subject: Mapped[str] = mapped_column(String(128))
+    script_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("scripts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'PENDING'"))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    event_count: Mapped[int] = mapped_column(Integer)
+    first_event_at: Mapped[datetime.datetime] = mapped_column(Time)
+    last_event_at: Mapped[datetime.datetime] = mapped_column(Time)
+    last_event_id: Mapped[uuid.UUID] = mapped_column()
+    due_at: Mapped[datetime.datetime] = mapped_column(Time)
+    deadline_at: Mapped[datetime.datetime | None] = mapped_column(Time)
+    run_id: Mapped[uuid.UUID | None] = mapped_column()
+    closed_at: Mapped[datetime.datetime | None] = mapped_column(Time)
+    created_at: Mapped[datetime.datetime] = mapped_column(Time)
+    updated_at: Mapped[datetime.datetime] = mapped_column(Time)
+
+    __table_args__ = (
+        Index("ix_deferred_runs_due", "due_at", "id", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_deferred_runs_pending_script", "script_id", postgresql_where=text("status = 'PENDING'")),
+        Index(
+            "ix_deferred_runs_pending_subscription",
+            "subscription_id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+    )
+
+
+class IncomingEventOutcome(DefaultBase):
+    """What an incoming event became for one matching subscription (a deferred one: see its window)."""
+
+    __tablename__ = "incoming_event_outcomes"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("incoming_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("trigger_subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    script_id: Mapped[uuid.UUID] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[uuid.UUID | None] = mapped_column()
+    deferred_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deferred_runs.id", ondelete="CASCADE")
+    )
+    position: Mapped[int | None] = mapped_column(Integer)
 
 
 class Schedule(TenantScoped, Base):

@@ -107,6 +107,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("DELETE", _INTERNAL + "/{subscription_id}"): INTERNAL,
     ("POST", "/events"): RUN,
     ("GET", "/events/{event_id}"): READ,
+    ("GET", "/events/incoming"): READ,
+    ("GET", "/events/incoming/{event_id}"): READ,
     ("GET", "/scripts/{script_id}/schedules"): READ,
     ("POST", "/scripts/{script_id}/schedules"): EDIT,
     ("GET", "/schedules/{schedule_id}"): READ,

@@ -1,8 +1,10 @@
 """``GET /metrics`` in Prometheus text format.
 
 Request counts and latencies by route and status come from Litestar's Prometheus middleware
-(paths grouped by their template). The rest is read at scrape time: the outbox (depth, oldest
-pending age) and the event store (newest id) from the database, SSE connections from the hub,
+(paths grouped by their template), and what incoming events became (received, runs started,
+deferred, suppressed by reason: ``app.domain.triggers.flow_control``) from counters of this
+process. The rest is read at scrape time: the outbox (depth, oldest pending age), the event
+store (newest id) and the pending debounced runs from the database, SSE connections from the hub,
 claims/completions/failures from this process's worker, and the connection pool.
 """
 
@@ -36,7 +38,10 @@ _OUTBOX = text(
         (SELECT count(*) FROM commands WHERE status = 'PROCESSING') AS processing,
         (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
            FROM commands WHERE status = 'PENDING') AS oldest_pending_age,
-        (SELECT coalesce(max(id), 0) FROM events) AS newest_event_id
+        (SELECT coalesce(max(id), 0) FROM events) AS newest_event_id,
+        (SELECT count(*) FROM deferred_runs WHERE status = 'PENDING') AS deferred_pending,
+        (SELECT coalesce(extract(epoch FROM now() - min(due_at)), 0)
+           FROM deferred_runs WHERE status = 'PENDING' AND due_at <= now()) AS deferred_overdue
     """
 )
 
@@ -112,6 +117,16 @@ async def _families(request: Request[Any, Any, Any]) -> list[Any]:
             "scriptworks_events_newest_id",
             "Id of the newest stored event (events written).",
             row.newest_event_id,
+        ),
+        _gauge(
+            "scriptworks_trigger_deferred_pending",
+            "Debounced runs waiting for their due time (all processes).",
+            row.deferred_pending,
+        ),
+        _gauge(
+            "scriptworks_trigger_deferred_overdue_seconds",
+            "How long the most overdue debounced run has been due without a worker starting it.",
+            float(row.deferred_overdue),
         ),
     ]
     hub = getattr(state, "hub", None)

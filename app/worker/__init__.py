@@ -1,4 +1,5 @@
-"""Background work: the outbox dispatcher, the scheduler and the lifecycle-hook dispatcher.
+"""Background work: the outbox dispatcher, the scheduler, the deferred-run starter (debounced
+trigger runs) and the lifecycle-hook dispatcher.
 
 Runs inside the API process under ``scriptworks run`` (``WORKER_ENABLED``) or alone under
 ``scriptworks worker``; any number of workers may share one database. Every part works on the
@@ -19,6 +20,7 @@ from app.db.embedded import EmbeddedPostgres
 from app.db.engine import resolve_database_url, upgrade_database
 from app.db.runtime import SharedConnections
 from app.lib.db import asyncpg_connect_kwargs
+from app.worker.deferred_runs import DeferredRunStarter
 from app.worker.dispatcher import OutboxWorker
 from app.worker.hooks import LifecycleHookDispatcher
 from app.worker.scheduler import Scheduler
@@ -26,6 +28,7 @@ from app.worker.scheduler import Scheduler
 __all__ = [
     "WORKER_CONNECTIONS",
     "BackgroundWork",
+    "DeferredRunStarter",
     "LifecycleHookDispatcher",
     "OutboxWorker",
     "Scheduler",
@@ -65,22 +68,25 @@ WORKER_CONNECTIONS = 4
 
 
 class BackgroundWork:
-    """Everything a worker runs: commands from the outbox, schedules, lifecycle hooks."""
+    """Everything a worker runs: commands from the outbox, schedules, deferred runs, lifecycle hooks."""
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
         self.settings = settings
         self.outbox = OutboxWorker(settings, shared)
         self.scheduler = Scheduler(settings, shared)
+        self.deferred_runs = DeferredRunStarter(settings, shared)
         self.hooks = LifecycleHookDispatcher(settings, shared)
 
     async def start(self) -> None:
         await self.outbox.start()
         await self.scheduler.start()
+        await self.deferred_runs.start()
         await self.hooks.start()
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_seconds
         await self.hooks.stop(grace)
+        await self.deferred_runs.stop(grace)
         await self.scheduler.stop(grace)
         await self.outbox.stop(grace)
 

@@ -102,6 +102,9 @@ ROWS: list[Row] = [
         {"eventName": "{event_name}", "subject": "{subject}", "sourceEventId": "{source_id}"},
     ),
     Row("GET", "/events/{event_id}"),
+    Row("GET", "/events/incoming/{event_id}"),
+    Row("GET", "/events/incoming", params={"subject": "{subject}"}, status=200),
+    Row("GET", "/events/incoming", params={"cursor": "{incoming_cursor}"}, status=200),
     # execution reports
     Row("PUT", "/scripts/{script_id}/runs/triggered/{event_id}", {"version": 1, "steps": [STEP]}),
     Row(
@@ -205,6 +208,7 @@ async def populate(api: Api) -> dict[str, Any]:
         },
     )
     assert incoming.status_code == 202, incoming.text
+    assert (await api.post("/events", json={"eventName": event_name, "subject": subject})).status_code == 202
     schedule = await api.post(
         f"/scripts/{script['id']}/schedules", json={"cron": "0 3 * * *", "timezone": "UTC", "active": False}
     )
@@ -234,6 +238,7 @@ async def populate(api: Api) -> dict[str, Any]:
         "runs_cursor": await cursor("/runs"),
         "commands_cursor": await cursor("/commands"),
         "audit_cursor": await cursor("/audit"),
+        "incoming_cursor": await cursor("/events/incoming"),
     }
     return ids
 
@@ -245,6 +250,8 @@ async def snapshot(api: Api, ids: dict[str, Any]) -> list[Any]:
         f"/scripts/{ids['script_id']}/endpoints",
         f"/subjects/{ids['subject']}/subscriptions/triggers",
         f"/events/{ids['event_id']}",
+        f"/events/incoming/{ids['event_id']}",
+        "/events/incoming",
         f"/schedules/{ids['schedule_id']}",
         f"/scripts/{ids['script_id']}",
         f"/scripts/{ids['script_id']}/versions",

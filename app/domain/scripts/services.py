@@ -25,8 +25,9 @@ from app.domain.scripts import diff
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
+from app.domain.triggers.flow_control import cancel_for_script
 from app.lib.correlation import current_correlation_id
-from app.lib.db import Row, constraint_name
+from app.lib.db import Row, constraint_name, driver_connection
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
@@ -215,6 +216,8 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
                 script.tenant_id, script.id, actor.id, action, diff=diff, note=note, now=now
             )
             if action == "ARCHIVE":
+                # Archived scripts start nothing: their pending debounced runs are cancelled.
+                await cancel_for_script(await driver_connection(self.session), tenant_id, script.id, now)
                 await append_event(
                     self.session,
                     tenant_id=tenant_id,

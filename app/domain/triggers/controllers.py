@@ -35,6 +35,7 @@ from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.schema import timestamp
 from app.lib.tenancy import ensure_same_tenant
+from app.lib.timerange import TimeWindow, provide_time_window
 
 __all__ = [
     "EventTypeController",
@@ -56,8 +57,16 @@ EventTypeBody = Annotated[
 SubscriptionBody = Annotated[
     SubscriptionCreate,
     json_body(
-        {"eventName": "LOCATION_LIVING_ROOM", "scriptId": "0190b5a0-7c1e-7b3c-9d4e-2f6a8b1c3d5e"},
-        "One event name (a string; an array is 400) and the script to start.",
+        {
+            "eventName": "LOCATION_LIVING_ROOM",
+            "scriptId": "0190b5a0-7c1e-7b3c-9d4e-2f6a8b1c3d5e",
+            "flowControl": {
+                "debounceSeconds": 30,
+                "maxDelaySeconds": 120,
+                "throttle": {"runs": 1, "perSeconds": 600},
+            },
+        },
+        "One event name (a string; an array is 400), the script to start and, optionally, flowControl.",
     ),
 ]
 EventBody = Annotated[
@@ -146,7 +155,10 @@ class SubscriptionController(Controller):
         description="The subject is `[A-Za-z0-9_.:-]{1,128}` or `*` (every subject). `eventName` is one "
         "string (an array or an empty string is 400); an unknown event name or script is 404; an active "
         "subscription for the same subject and event, whatever its script, is 409 SUBSCRIPTION_EXISTS "
-        "(inactive ones do not count). Under `/subjects/…` the caller needs the admin role, under "
+        "(inactive ones do not count). Optional `flowControl`: `debounceSeconds` (1-3600) with "
+        "`maxDelaySeconds` (debounceSeconds-86400), and/or `throttle` `{runs (1-1000), perSeconds "
+        "(1-86400)}`, per subject of the incoming events (400 VALIDATION_ERROR naming the field; not on "
+        "lifecycle event names). Under `/subjects/…` the caller needs the admin role, under "
         "`/internal/subjects/…` the service or admin role (403 FORBIDDEN otherwise).",
         responses=errors(400, 401, 403, 404, 409, 413),
     )
@@ -222,8 +234,12 @@ class IncomingEventController(Controller):
         "script with an active subscription to `eventName` on `subject` or on `*`, all in one "
         "transaction. Archived scripts and scripts without an active version are not started and "
         "are listed in `skipped` with the reason (SCRIPT_ARCHIVED, NO_ACTIVE_VERSION). "
+        "A subscription with `flowControl` decides per subject: a debounced one lists the event in "
+        "`deferred` with the `dueAt` of the window it joined (the worker starts the window's run), a "
+        "throttled one over its limit lists it in `suppressed` (reason THROTTLED). "
         "Unknown event name → 404. The same `sourceEventId` again (even concurrently) starts nothing "
-        "and answers the first answer. Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED).",
+        "and answers the first answer. Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED). What became "
+        "of the event later: `GET /events/incoming/{eventId}`.",
         responses=errors(400, 401, 403, 404, 413, 429),
         opt={RATE_LIMIT_OPT: "events"},
     )
@@ -240,14 +256,59 @@ class IncomingEventController(Controller):
     @get(
         "/{event_id:uuid}",
         summary="Get an incoming event",
-        description="The event as received, with the runs it started and the scripts it skipped. "
-        "Its runs, and their steps: `GET /runs?triggeringEventId=`.",
+        description="The same as `GET /events/incoming/{eventId}`.",
         responses=errors(400, 401, 403, 404),
     )
     async def get_event(
         self, incoming: NamedDependency[IncomingEventService], tenant_id: Tenant, event_id: FromPath[UUID]
     ) -> IncomingEventOut:
-        return IncomingEventOut.of(await incoming.get_event(tenant_id, event_id))
+        return IncomingEventOut.of(*await incoming.get_event(tenant_id, event_id))
+
+    @get(
+        "/incoming/{event_id:uuid}",
+        summary="Get an incoming event and what became of it",
+        description="The event as received, what `POST /events` answered (`runs`, `deferred`, `suppressed`, "
+        "`skipped`), and `outcomes`: per matching subscription, what became of the event as of now — "
+        "STARTED (`runId`), DEFERRED (in a debounce window due at `dueAt`), FOLDED (its window's run "
+        "started: `foldedInto`), SUPPRESSED (`reason` THROTTLED), SKIPPED (`reason` SCRIPT_ARCHIVED or "
+        "NO_ACTIVE_VERSION) or CANCELLED (`reason` SCRIPT_ARCHIVED or SUBSCRIPTION_DEACTIVATED). Its runs, "
+        "and their steps: `GET /runs?triggeringEventId=`.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def get_incoming_event(
+        self, incoming: NamedDependency[IncomingEventService], tenant_id: Tenant, event_id: FromPath[UUID]
+    ) -> IncomingEventOut:
+        return IncomingEventOut.of(*await incoming.get_event(tenant_id, event_id))
+
+    @get(
+        "/incoming",
+        summary="List incoming events",
+        description="The tenant's incoming events, newest first, each with its `outcomes` (see "
+        "`GET /events/incoming/{eventId}`); filter by `subject`, `eventName` and received time "
+        "(`from` inclusive, `to` exclusive).",
+        responses=errors(400, 401, 403),
+        dependencies={"window": Provide(provide_time_window)},
+    )
+    async def list_incoming_events(
+        self,
+        incoming: NamedDependency[IncomingEventService],
+        tenant_id: Tenant,
+        page: Paging,
+        window: NamedDependency[TimeWindow],
+        subject: Annotated[
+            str | None, QueryParameter(description="Only events on this subject.", max_length=128)
+        ] = None,
+        event_name: Annotated[
+            str | None,
+            QueryParameter(name="eventName", description="Only events of this name.", max_length=100),
+        ] = None,
+    ) -> Page[IncomingEventOut]:
+        rows = await incoming.list_events(
+            tenant_id, page, subject=subject, event_name=event_name, window=window
+        )
+        return build_page(
+            rows, page, lambda item: (item[0].created_at, item[0].id), lambda item: IncomingEventOut.of(*item)
+        )
 
 
 class ScriptScheduleController(Controller):

@@ -14,12 +14,15 @@ from app.lib.schema import CamelStruct, Out, Timestamp, TimestampOrNone, timesta
 
 __all__ = [
     "LIFECYCLE_EVENTS",
+    "DeferredStart",
     "EndpointCreate",
     "EndpointOut",
     "EventAccepted",
     "EventIn",
+    "EventOutcome",
     "EventTypeCreate",
     "EventTypeOut",
+    "FlowControl",
     "HookAccepted",
     "IncomingEventOut",
     "ScheduleCreate",
@@ -29,6 +32,8 @@ __all__ = [
     "StartedRun",
     "SubscriptionCreate",
     "SubscriptionOut",
+    "SuppressedStart",
+    "Throttle",
 ]
 
 # The lifecycle events the API itself writes (SPEC section 6); valid event names in every tenant.
@@ -112,9 +117,47 @@ class EventTypeOut(Out):
 # ---- subscriptions ---------------------------------------------------------------------------
 
 
+class Throttle(CamelStruct):
+    runs: Annotated[int, Meta(ge=1, le=1000, description="At most this many runs (1-1000) ...")]
+    per_seconds: Annotated[
+        int, Meta(ge=1, le=86400, description="... in any window of this many seconds (1-86400).")
+    ]
+
+
+class FlowControl(CamelStruct):
+    """Debounce and/or throttle (SPEC 7.1); at least one of them."""
+
+    debounce_seconds: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=3600,
+                description="Events on one subject less than this many seconds (1-3600) apart fold into "
+                "one run, started this long after the last of them.",
+            ),
+        ]
+        | None
+    ) = None
+    max_delay_seconds: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=86400,
+                description="Needs debounceSeconds and is at least it (at most 86400): a debounced run "
+                "starts at the latest this long after the first event it folds.",
+            ),
+        ]
+        | None
+    ) = None
+    throttle: Throttle | None = None
+
+
 class SubscriptionCreate(CamelStruct):
     event_name: EventName
     script_id: UUID
+    flow_control: FlowControl | None = None
     tenant_id: TenantClaim | None = None
 
 
@@ -125,9 +168,28 @@ class SubscriptionOut(Out):
     event_name: str
     script_id: UUID
     active: bool
+    flow_control: FlowControl | None
     created_by_id: str
     created_at: Timestamp
     deactivated_at: TimestampOrNone
+
+    @classmethod
+    def of(cls, row: Any, /, **values: Any) -> SubscriptionOut:
+        return super().of(row, flow_control=flow_control_of(row), **values)
+
+
+def flow_control_of(row: Any) -> FlowControl | None:
+    """The subscription's flowControl as sent (every field present, absent ones null)."""
+    throttle = (
+        Throttle(runs=row.throttle_runs, per_seconds=row.throttle_per_seconds)
+        if row.throttle_runs is not None and row.throttle_per_seconds is not None
+        else None
+    )
+    if row.debounce_seconds is None and throttle is None:
+        return None
+    return FlowControl(
+        debounce_seconds=row.debounce_seconds, max_delay_seconds=row.max_delay_seconds, throttle=throttle
+    )
 
 
 # ---- incoming events -------------------------------------------------------------------------
@@ -151,11 +213,28 @@ class SkippedScript(CamelStruct):
     reason: Literal["SCRIPT_ARCHIVED", "NO_ACTIVE_VERSION"]
 
 
+class DeferredStart(CamelStruct):
+    """A debounced subscription: the event waits in a window whose run starts at ``dueAt``
+    (later still if more events fold in, never after maxDelaySeconds from the first)."""
+
+    subscription_id: UUID
+    script_id: UUID
+    due_at: Timestamp
+
+
+class SuppressedStart(CamelStruct):
+    subscription_id: UUID
+    script_id: UUID
+    reason: Literal["THROTTLED"]
+
+
 class EventAccepted(CamelStruct):
     """What ``POST /events`` answers, and answers again for a repeated ``sourceEventId``."""
 
     event_id: UUID
     runs: list[StartedRun]
+    deferred: list[DeferredStart]
+    suppressed: list[SuppressedStart]
     skipped: list[SkippedScript]
 
     @classmethod
@@ -164,8 +243,33 @@ class EventAccepted(CamelStruct):
         return cls(
             event_id=event_id,
             runs=msgspec.convert(answer.get("runs", []), list[StartedRun]),
+            deferred=msgspec.convert(answer.get("deferred", []), list[DeferredStart]),
+            suppressed=msgspec.convert(answer.get("suppressed", []), list[SuppressedStart]),
             skipped=msgspec.convert(answer.get("skipped", []), list[SkippedScript]),
         )
+
+
+OutcomeName = Literal["STARTED", "DEFERRED", "FOLDED", "SUPPRESSED", "SKIPPED", "CANCELLED"]
+OutcomeReason = Literal["THROTTLED", "SCRIPT_ARCHIVED", "NO_ACTIVE_VERSION", "SUBSCRIPTION_DEACTIVATED"]
+
+
+class EventOutcome(CamelStruct):
+    """What became of an incoming event for one matching subscription, as of now.
+
+    STARTED: it started ``runId``. DEFERRED: it waits in a debounce window due at ``dueAt``.
+    FOLDED: its window's run started, ``foldedInto``. SUPPRESSED: the throttle (``reason``
+    THROTTLED) refused its run, or its window's. SKIPPED: the script was archived or had no active
+    version (``reason``). CANCELLED: its window was cancelled before it was due (``reason``
+    SCRIPT_ARCHIVED or SUBSCRIPTION_DEACTIVATED).
+    """
+
+    subscription_id: UUID
+    script_id: UUID
+    outcome: OutcomeName
+    reason: OutcomeReason | None
+    run_id: UUID | None
+    due_at: TimestampOrNone
+    folded_into: UUID | None
 
 
 class IncomingEventOut(CamelStruct):
@@ -179,10 +283,13 @@ class IncomingEventOut(CamelStruct):
     received_by_id: str | None
     received_at: Timestamp
     runs: list[StartedRun]
+    deferred: list[DeferredStart]
+    suppressed: list[SuppressedStart]
     skipped: list[SkippedScript]
+    outcomes: list[EventOutcome]
 
     @classmethod
-    def of(cls, row: IncomingEvent) -> IncomingEventOut:
+    def of(cls, row: IncomingEvent, outcomes: list[EventOutcome] | None = None) -> IncomingEventOut:
         answer = EventAccepted.of_stored(row.id, row.answer)
         return cls(
             id=row.id,
@@ -195,7 +302,10 @@ class IncomingEventOut(CamelStruct):
             received_by_id=row.received_by_id,
             received_at=timestamp(row.created_at),
             runs=answer.runs,
+            deferred=answer.deferred,
+            suppressed=answer.suppressed,
             skipped=answer.skipped,
+            outcomes=outcomes or [],
         )
 
 

@@ -7,6 +7,8 @@
 - ``POST /events`` is one transaction: the incoming event, one run per matching script (on
   its active version) with the runs' ``Run.Started`` events, and the answer, stored so that the
   same ``sourceEventId`` again (even concurrently) gets the first answer and starts nothing.
+  A subscription with flow control defers, throttles or folds instead (``flow_control``), and
+  every matching subscription's outcome is recorded with the event.
 """
 
 from __future__ import annotations
@@ -27,22 +29,41 @@ from uuid_utils.compat import uuid7
 from app.db.scripts import Script
 from app.db.triggers import EventType, IncomingEvent, TriggerSubscription
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers import flow_control
+from app.domain.triggers.flow_control import (
+    FLOW_METRICS,
+    Debounced,
+    FlowRules,
+    Outcome,
+    cancel_for_subscription,
+    lock_flows,
+    outcomes_of,
+    record_outcomes,
+    throttle_decision,
+    update_throttle_ledgers,
+    validate_flow_control,
+)
 from app.domain.triggers.schemas import (
     LIFECYCLE_EVENTS,
     SUBJECT_PATTERN,
+    DeferredStart,
     EventAccepted,
     EventIn,
+    EventOutcome,
     EventTypeCreate,
     EventTypeOut,
     SkippedScript,
     StartedRun,
     SubscriptionCreate,
+    SuppressedStart,
 )
 from app.lib.correlation import current_correlation_id
 from app.lib.db import driver_connection
 from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams, decode_cursor
 from app.lib.principals import Principal
+from app.lib.schema import timestamp
+from app.lib.timerange import TimeWindow
 from app.lib.uow import commit
 
 __all__ = [
@@ -62,17 +83,18 @@ _BUILT_IN_KEYS = {
     for index, name in enumerate(LIFECYCLE_EVENTS)
 }
 
-# The scripts an event on (subject, event name) starts: one per script of an active matching
-# subscription on the subject or on '*'; served by uq_trigger_subscriptions_active.
-MATCHING_SCRIPTS = text(
+# The active subscriptions an event on (subject, event name) matches, on the subject or on '*',
+# with their flow control and the state of their scripts; served by uq_trigger_subscriptions_active.
+MATCHING_SUBSCRIPTIONS = text(
     """
-    SELECT DISTINCT sub.script_id, s.active_version_id IS NOT NULL AS has_active_version,
-           s.status = 'ARCHIVED' AS archived
+    SELECT sub.id AS subscription_id, sub.script_id, sub.debounce_seconds, sub.max_delay_seconds,
+           sub.throttle_runs, sub.throttle_per_seconds,
+           s.active_version_id IS NOT NULL AS has_active_version, s.status = 'ARCHIVED' AS archived
     FROM trigger_subscriptions AS sub
     JOIN scripts AS s ON s.id = sub.script_id
     WHERE sub.tenant_id = :tenant_id AND sub.event_name = :event_name
       AND sub.subject IN (:subject, '*') AND sub.active
-    ORDER BY sub.script_id
+    ORDER BY sub.id
     """
 )
 
@@ -228,6 +250,7 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
         max_per_tenant: int,
     ) -> TriggerSubscription:
         validate_subject(subject)
+        validate_flow_control(data.flow_control, data.event_name)
         await ensure_event_name(self.session, tenant_id, data.event_name)
         await ensure_script(self.session, tenant_id, data.script_id)
         await ensure_quota(
@@ -240,6 +263,8 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
             "active trigger subscriptions per tenant",
         )
         now = _now()
+        flow = data.flow_control
+        throttle = flow.throttle if flow is not None else None
         # The partial unique index decides between concurrent creates: the second one waits for
         # the first to commit, then inserts nothing.
         row = (
@@ -255,6 +280,10 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
                     created_by_id=actor.id,
                     created_at=now,
                     updated_at=now,
+                    debounce_seconds=flow.debounce_seconds if flow is not None else None,
+                    max_delay_seconds=flow.max_delay_seconds if flow is not None else None,
+                    throttle_runs=throttle.runs if throttle is not None else None,
+                    throttle_per_seconds=throttle.per_seconds if throttle is not None else None,
                 )
                 .on_conflict_do_nothing(
                     index_elements=["tenant_id", "subject", "event_name"],
@@ -291,6 +320,11 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, 
             found = await self.session.scalar(select(exists().where(*mine)))
             if not found:
                 raise NotFound("No subscription with this id on this subject.")
+        else:
+            # Its pending debounced runs go with it, in the same transaction.
+            await cancel_for_subscription(
+                await driver_connection(self.session), tenant_id, subscription_id, now
+            )
         await commit(self.session)
 
 
@@ -308,18 +342,45 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
         super().__init__(**kwargs)
         self.session = self.repository.session
 
-    async def get_event(self, tenant_id: str, event_id: uuid.UUID) -> IncomingEvent:
+    async def get_event(
+        self, tenant_id: str, event_id: uuid.UUID
+    ) -> tuple[IncomingEvent, list[EventOutcome]]:
+        """The event and what became of it per matching subscription."""
         row = await self.repository.get_one_or_none(
             IncomingEvent.id == event_id, IncomingEvent.tenant_id == tenant_id
         )
         if row is None:
             raise NotFound("No incoming event with this id.")
-        return row
+        outcomes = await outcomes_of(await driver_connection(self.session), tenant_id, [row.id])
+        return row, outcomes[row.id]
+
+    async def list_events(
+        self,
+        tenant_id: str,
+        page: PageParams,
+        *,
+        subject: str | None = None,
+        event_name: str | None = None,
+        window: TimeWindow | None = None,
+    ) -> list[tuple[IncomingEvent, list[EventOutcome]]]:
+        """A page of the tenant's incoming events, newest first, each with its outcomes."""
+        conditions: list[Any] = [IncomingEvent.tenant_id == tenant_id]
+        if subject is not None:
+            conditions.append(IncomingEvent.subject == subject)
+        if event_name is not None:
+            conditions.append(IncomingEvent.event_name == event_name)
+        filters = window.filters("created_at") if window is not None else []
+        rows = list(await self.repository.get_many(Keyset(("created_at", "id"), page), *filters, *conditions))
+        outcomes = await outcomes_of(
+            await driver_connection(self.session), tenant_id, [row.id for row in rows]
+        )
+        return [(row, outcomes[row.id]) for row in rows]
 
     async def receive(self, tenant_id: str, actor: Principal, data: EventIn) -> EventAccepted:
-        """Store the event and start a run of every matching script, all in one transaction."""
+        """Store the event and, per matching subscription, start a run, defer it into a debounce
+        window or suppress it (throttle), all in one transaction."""
         await ensure_event_name(self.session, tenant_id, data.event_name)
-        now = _now()
+        now = flow_control.event_clock()
         insert = pg_insert(IncomingEvent).values(
             id=uuid7(),
             tenant_id=tenant_id,
@@ -353,10 +414,48 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
 
         matches = (
             await self.session.execute(
-                MATCHING_SCRIPTS,
+                MATCHING_SUBSCRIPTIONS,
                 {"tenant_id": tenant_id, "event_name": data.event_name, "subject": data.subject},
             )
         ).all()
+        connection = await driver_connection(self.session)
+        outcomes: list[Outcome] = []
+        immediate: list[Any] = []
+        throttled: list[tuple[Any, FlowRules]] = []
+        debounced: list[tuple[Any, FlowRules]] = []
+        for match in matches:
+            rules = FlowRules.of(match)
+            if match.archived or not match.has_active_version:
+                # An archived script, or one without an active version, is not started; reported,
+                # not an error.
+                reason = "SCRIPT_ARCHIVED" if match.archived else "NO_ACTIVE_VERSION"
+                outcomes.append(Outcome(match.subscription_id, match.script_id, "SKIPPED", reason=reason))
+            elif rules.debounced:
+                debounced.append((match, rules))
+            elif rules.throttled:
+                throttled.append((match, rules))
+            else:
+                immediate.append(match)
+
+        flows = await lock_flows(
+            connection, tenant_id, data.subject, [m.subscription_id for m, _ in throttled + debounced], now
+        )
+        ledgers: dict[tuple[uuid.UUID, str], list[datetime.datetime]] = {}
+        for match, rules in throttled:
+            allowed, kept = throttle_decision(
+                flows[match.subscription_id]["recent_starts"],
+                now,
+                rules.throttle_runs,  # type: ignore[arg-type]
+                rules.throttle_per_seconds,  # type: ignore[arg-type]
+            )
+            ledgers[(match.subscription_id, data.subject)] = kept
+            if allowed:
+                immediate.append(match)
+            else:
+                outcomes.append(
+                    Outcome(match.subscription_id, match.script_id, "SUPPRESSED", reason="THROTTLED")
+                )
+
         event_data = {
             "eventName": data.event_name,
             "subject": data.subject,
@@ -364,27 +463,62 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
             "sourceEventId": data.source_event_id,
         }
         source = RunSource(trigger_type="EVENT_TRIGGER", triggering_event_id=event_id, event_data=event_data)
+        scripts = list(dict.fromkeys(m.script_id for m in immediate))  # one run per script
         starts = [
-            TriggeredStart(tenant_id=tenant_id, script_id=m.script_id, source=source, started_by_id=actor.id)
-            for m in matches
-            if m.has_active_version and not m.archived
+            TriggeredStart(tenant_id=tenant_id, script_id=script_id, source=source, started_by_id=actor.id)
+            for script_id in scripts
         ]
         started = await start_active_runs(
-            await driver_connection(self.session), starts, correlation_id=current_correlation_id()
+            connection, starts, correlation_id=current_correlation_id(), now=now
         )
-        started_scripts = {row["script_id"] for row in started}
+        run_of = {row["script_id"]: row["id"] for row in started}
+        for match in immediate:
+            run_id = run_of.get(match.script_id)
+            if run_id is None:
+                outcomes.append(
+                    Outcome(match.subscription_id, match.script_id, "SKIPPED", reason="NO_ACTIVE_VERSION")
+                )
+                continue
+            outcomes.append(Outcome(match.subscription_id, match.script_id, "STARTED", run_id=run_id))
+            if (ledger := ledgers.get((match.subscription_id, data.subject))) is not None:
+                ledger.append(now)
+        await update_throttle_ledgers(connection, ledgers, now)
+        outcomes += await flow_control.defer(
+            connection,
+            tenant_id,
+            data.subject,
+            event_id,
+            now,
+            [
+                Debounced(m.subscription_id, m.script_id, rules, flows[m.subscription_id]["open_window_id"])
+                for m, rules in debounced
+            ],
+            uuid7,
+        )
+        await record_outcomes(connection, tenant_id, event_id, outcomes)
+
         answer = EventAccepted(
             event_id=event_id,
             runs=[StartedRun(run_id=row["id"], script_id=row["script_id"]) for row in started],
-            # An archived script, or one without an active version, is not started; reported,
-            # not an error.
-            skipped=[
-                SkippedScript(
-                    script_id=m.script_id, reason="SCRIPT_ARCHIVED" if m.archived else "NO_ACTIVE_VERSION"
+            deferred=[
+                DeferredStart(
+                    subscription_id=o.subscription_id, script_id=o.script_id, due_at=timestamp(o.due_at)
                 )
-                for m in matches
-                if m.script_id not in started_scripts
+                for o in outcomes
+                if o.outcome == "DEFERRED" and o.due_at is not None
             ],
+            suppressed=[
+                SuppressedStart(subscription_id=o.subscription_id, script_id=o.script_id, reason="THROTTLED")
+                for o in outcomes
+                if o.outcome == "SUPPRESSED"
+            ],
+            skipped=list(
+                {
+                    o.script_id: SkippedScript(script_id=o.script_id, reason=o.reason)  # type: ignore[arg-type]
+                    for o in outcomes
+                    if o.outcome == "SKIPPED" and o.script_id not in run_of
+                }.values()
+            ),
         )
         await self.session.execute(
             update(IncomingEvent)
@@ -392,4 +526,9 @@ class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, Incom
             .values(answer=msgspec.to_builtins(answer))
         )
         await commit(self.session)
+        FLOW_METRICS.received.inc()
+        FLOW_METRICS.runs_started.labels("immediate").inc(len(started))
+        FLOW_METRICS.deferred.inc(len(answer.deferred))
+        if answer.suppressed:
+            FLOW_METRICS.suppressed.labels("THROTTLED").inc(len(answer.suppressed))
         return answer

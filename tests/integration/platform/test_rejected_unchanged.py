@@ -127,6 +127,16 @@ def handler_cases(ids: dict[str, Any]) -> list[Case]:
         ),
         Case("event-type-exists", "POST", "/event-types", {"name": ids["event_name"]}),
         Case(
+            "flow-control-invalid",
+            "POST",
+            "/subjects/other-device/subscriptions/triggers",
+            {
+                "eventName": ids["event_name"],
+                "scriptId": str(script),
+                "flowControl": {"debounceSeconds": 60, "maxDelaySeconds": 30},
+            },
+        ),
+        Case(
             "route-taken",
             "POST",
             f"/scripts/{script}/endpoints",

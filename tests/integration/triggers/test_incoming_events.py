@@ -33,7 +33,8 @@ async def test_an_event_starts_a_run_of_the_subscribed_script(api: Api) -> None:
 
     assert response.status_code == 202, response.text
     answer = response.json()
-    assert set(answer) == {"eventId", "runs", "skipped"}
+    assert set(answer) == {"eventId", "runs", "deferred", "suppressed", "skipped"}
+    assert (answer["deferred"], answer["suppressed"]) == ([], [])
     assert uuid.UUID(answer["eventId"]).version == 7
     assert answer["skipped"] == []
     (started,) = answer["runs"]

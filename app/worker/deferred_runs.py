@@ -1,0 +1,219 @@
+"""Deferred runs: start each due debounce window's run, once (SPEC 7.1).
+
+Every ``SCHEDULER_POLL_SECONDS`` a pass claims due windows (``deferred_runs``, ``PENDING`` with
+``due_at <= now``), fairly across tenants like due schedules (``app.worker.scheduler``): a due
+window's turn is its place among its tenant's due windows (most overdue first), and a pass takes
+them by (turn, tenant in rotation order), the rotation going on after the tenant where this
+worker's previous pass stopped. The claim locks each window and the flow row of its
+(subscription, subject) ``FOR UPDATE SKIP LOCKED``: several workers share the windows without
+waiting on each other or on requests, and a window is closed by exactly one of them. In ONE
+transaction per batch it then decides each window (``app.domain.triggers.flow_control``):
+
+- subscription deactivated or script archived meanwhile: ``CANCELLED``;
+- no active version any more: ``SKIPPED`` (``NO_ACTIVE_VERSION``);
+- over the subscription's throttle: ``SUPPRESSED`` (``THROTTLED``);
+- otherwise an ``EVENT_TRIGGER`` run of the script's active version starts, triggered by the
+  window's last event, with ``eventData.coalescedEventIds`` listing its events in arrival order.
+  Should a run of that script for that event exist already (another subscription of the same
+  script started it at once), the window is folded into that run.
+
+A pass that fails (the database) rolls back and changes nothing; the loop retries it with
+backoff. Windows survive restarts: they are rows. "Now" is the database's clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections import defaultdict
+
+import asyncpg
+import msgspec
+import structlog
+
+from app.config import Settings
+from app.db.runtime import SharedConnections
+from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
+from app.domain.triggers.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
+from app.worker.loop import PollingLoop
+
+__all__ = ["DeferredRunStarter"]
+
+logger = structlog.get_logger("app.worker.deferred_runs")
+_stdlib_logger = logging.getLogger("app.worker.deferred_runs")
+_decode = msgspec.json.decode
+
+_CLAIM_DUE = """
+SELECT w.id, w.tenant_id, w.subscription_id, w.subject, w.script_id, w.last_event_id, w.due_at,
+       sub.active AS subscription_active, sub.throttle_runs, sub.throttle_per_seconds,
+       s.status = 'ARCHIVED' AS archived, s.active_version_id IS NOT NULL AS has_active_version,
+       f.recent_starts
+FROM (
+    SELECT id, tenant_id, tenant_id <= $3 AS wrapped,
+           row_number() OVER (PARTITION BY tenant_id ORDER BY due_at, id) AS turn
+    FROM deferred_runs
+    WHERE status = 'PENDING' AND due_at <= $1
+    ORDER BY turn, wrapped, tenant_id
+    LIMIT 2 * $2
+) AS fair
+JOIN deferred_runs AS w ON w.id = fair.id
+JOIN trigger_flows AS f ON f.subscription_id = w.subscription_id AND f.subject = w.subject
+JOIN trigger_subscriptions AS sub ON sub.id = w.subscription_id
+JOIN scripts AS s ON s.id = w.script_id
+WHERE w.status = 'PENDING' AND w.due_at <= $1
+ORDER BY fair.turn, fair.wrapped, fair.tenant_id
+LIMIT $2
+FOR UPDATE OF w, f SKIP LOCKED
+"""
+# The run's source: the window's last event, and its events in arrival order.
+_WINDOW_EVENTS = """
+SELECT w.id, ie.event_name, ie.subject, ie.payload::text AS payload, ie.source_event_id, ie.received_by_id,
+       ARRAY(SELECT o.event_id FROM incoming_event_outcomes AS o
+             WHERE o.deferred_run_id = w.id ORDER BY o.position) AS event_ids
+FROM deferred_runs AS w
+JOIN incoming_events AS ie ON ie.id = w.last_event_id
+WHERE w.id = ANY($1::uuid[])
+"""
+_EXISTING_RUNS = """
+SELECT r.triggering_event_id, r.script_id, r.id
+FROM unnest($1::uuid[], $2::uuid[]) AS k(event_id, script_id)
+JOIN runs AS r ON r.triggering_event_id = k.event_id AND r.script_id = k.script_id
+"""
+_CLOSE = """
+UPDATE deferred_runs AS w
+SET status = u.status, reason = u.reason, run_id = u.run_id, closed_at = $5::timestamptz,
+    updated_at = $5::timestamptz
+FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::uuid[]) AS u(id, status, reason, run_id)
+WHERE w.id = u.id
+"""
+
+
+class DeferredRunStarter(PollingLoop):
+    name = "deferred-run starter"
+
+    def __init__(self, settings: Settings, shared: SharedConnections) -> None:
+        super().__init__(shared, settings.scheduler_poll_seconds)
+        self.settings = settings
+        self.batch_size = settings.worker_batch_size
+        self.rotation = ""
+        # Counters for tests and metrics.
+        self.runs_started = 0
+        self.closed_without_run = 0
+
+    async def step(self) -> bool:
+        return await self.run_once() >= self.batch_size  # more may be due right now
+
+    async def run_once(self, now: datetime.datetime | None = None) -> int:
+        """One pass over one batch of due windows, in one transaction; the number claimed."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            if now is None:
+                now = await connection.fetchval("SELECT clock_timestamp()")
+            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size, self.rotation)
+            if not claimed:
+                return 0
+            rotation = claimed[-1]["tenant_id"]  # rows come in the order they were taken
+            started, closed = await self._close(connection, claimed, now)
+        self.rotation = rotation  # once the pass has committed
+        self.runs_started += started
+        self.closed_without_run += len(claimed) - started
+        FLOW_METRICS.runs_started.labels("debounced").inc(started)
+        for status, reason in closed:
+            counter = FLOW_METRICS.suppressed if status == "SUPPRESSED" else FLOW_METRICS.cancelled
+            counter.labels(reason).inc()
+        return len(claimed)
+
+    async def _close(
+        self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Decide and close every claimed window; the runs started and the others' (status, reason)."""
+        decided: dict[uuid.UUID, tuple[str, str | None]] = {}
+        to_start: list[asyncpg.Record] = []
+        ledgers: dict[tuple[uuid.UUID, str], list[datetime.datetime]] = {}
+        # Per pair in due order, so the throttle counts this pass's earlier starts of the pair.
+        by_pair: dict[tuple[uuid.UUID, str], list[asyncpg.Record]] = defaultdict(list)
+        for row in claimed:
+            by_pair[(row["subscription_id"], row["subject"])].append(row)
+        for pair, rows in by_pair.items():
+            recent = list(rows[0]["recent_starts"])
+            for row in sorted(rows, key=lambda r: (r["due_at"], r["id"])):
+                if not row["subscription_active"]:
+                    decided[row["id"]] = ("CANCELLED", "SUBSCRIPTION_DEACTIVATED")
+                elif row["archived"]:
+                    decided[row["id"]] = ("CANCELLED", "SCRIPT_ARCHIVED")
+                elif not row["has_active_version"]:
+                    decided[row["id"]] = ("SKIPPED", "NO_ACTIVE_VERSION")
+                elif row["throttle_runs"] is not None:
+                    allowed, recent = throttle_decision(
+                        recent, now, row["throttle_runs"], row["throttle_per_seconds"]
+                    )
+                    ledgers[pair] = recent
+                    if allowed:
+                        recent.append(now)
+                        to_start.append(row)
+                    else:
+                        decided[row["id"]] = ("SUPPRESSED", "THROTTLED")
+                else:
+                    to_start.append(row)
+
+        run_ids = await self._start(connection, to_start, now)
+        for row in to_start:
+            if row["id"] not in run_ids:
+                decided[row["id"]] = ("SKIPPED", "NO_ACTIVE_VERSION")
+        await update_throttle_ledgers(connection, ledgers, now)
+        ids = [row["id"] for row in claimed]
+        await connection.execute(
+            _CLOSE,
+            ids,
+            [decided.get(i, ("STARTED", None))[0] for i in ids],
+            [decided.get(i, ("STARTED", None))[1] for i in ids],
+            [run_ids.get(i) for i in ids],
+            now,
+        )
+        return len(run_ids), [(s, r) for s, r in decided.values() if r is not None]
+
+    async def _start(
+        self, connection: asyncpg.Connection, windows: list[asyncpg.Record], now: datetime.datetime
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """Start the windows' runs; the run of each window that has one."""
+        if not windows:
+            return {}
+        sources = {
+            row["id"]: row for row in await connection.fetch(_WINDOW_EVENTS, [w["id"] for w in windows])
+        }
+        starts: list[TriggeredStart] = []
+        for window in windows:
+            source = sources[window["id"]]
+            event_data = {
+                "eventName": source["event_name"],
+                "subject": source["subject"],
+                "payload": None if source["payload"] is None else _decode(source["payload"]),
+                "sourceEventId": source["source_event_id"],
+                "coalescedEventIds": [str(event_id) for event_id in source["event_ids"]],
+            }
+            starts.append(
+                TriggeredStart(
+                    tenant_id=window["tenant_id"],
+                    script_id=window["script_id"],
+                    source=RunSource(
+                        trigger_type="EVENT_TRIGGER",
+                        triggering_event_id=window["last_event_id"],
+                        event_data=event_data,
+                    ),
+                    started_by_id=source["received_by_id"],
+                )
+            )
+        started = await start_active_runs(connection, starts, now=now)
+        run_of = {(r["triggering_event_id"], r["script_id"]): r["id"] for r in started}
+        missing = [w for w in windows if (w["last_event_id"], w["script_id"]) not in run_of]
+        if missing:
+            # Another subscription of the same script started a run for this event already.
+            existing = await connection.fetch(
+                _EXISTING_RUNS, [w["last_event_id"] for w in missing], [w["script_id"] for w in missing]
+            )
+            run_of.update({(r["triggering_event_id"], r["script_id"]): r["id"] for r in existing})
+        return {
+            w["id"]: run_of[(w["last_event_id"], w["script_id"])]
+            for w in windows
+            if (w["last_event_id"], w["script_id"]) in run_of
+        }
