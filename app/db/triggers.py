@@ -75,7 +75,7 @@ class TriggerSubscription(TenantScoped, Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_by_id: Mapped[str] = mapped_column(String(128))
     deactivated_at: Mapped[datetime.datetime | None] = mapped_column(Time)
-    # flowControl (SPEC 7.1; app.domain.triggers.flow_control): all NULL means none.
+    # flowControl (SPEC 7.1; app.domain.incoming_events.flow_control): all NULL means none.
     debounce_seconds: Mapped[int | None] = mapped_column(Integer)
     max_delay_seconds: Mapped[int | None] = mapped_column(Integer)
     throttle_runs: Mapped[int | None] = mapped_column(Integer)

@@ -11,12 +11,23 @@ import msgspec
 from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import KwargDefinition
 
-__all__ = ["CamelStruct", "Out", "Timestamp", "TimestampOrNone", "timestamp", "timestamp_or_none"]
+__all__ = [
+    "CamelStruct",
+    "Out",
+    "TenantClaim",
+    "Timestamp",
+    "TimestampOrNone",
+    "timestamp",
+    "timestamp_or_none",
+]
 
 
 class CamelStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """Request and response bodies: snake_case in Python, camelCase on the wire."""
 
+
+# The tenantId a body may carry; it must equal x-tenant-id (403 TENANT_MISMATCH otherwise).
+TenantClaim = Annotated[str, msgspec.Meta(max_length=64)]
 
 # Times go out as RFC 3339 UTC with exactly three fraction digits, e.g. 2026-01-01T12:00:00.000Z.
 Timestamp = Annotated[

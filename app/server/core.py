@@ -29,19 +29,15 @@ from app.db.engine import (
 )
 from app.db.runtime import SharedConnections
 from app.domain.commands.controllers import CommandController
+from app.domain.endpoints.controllers import HookController, ScriptEndpointController
+from app.domain.event_types.controllers import EventTypeController
 from app.domain.events.controllers import EventStreamController
 from app.domain.events.hub import EventHub
+from app.domain.incoming_events.controllers import IncomingEventController
 from app.domain.runs.controllers import ExecutionReportController, RunController
+from app.domain.schedules.controllers import ScheduleController, ScriptScheduleController
 from app.domain.scripts.controllers import AuditController, ScriptController
-from app.domain.triggers.controllers import (
-    EventTypeController,
-    IncomingEventController,
-    InternalSubscriptionController,
-    ScheduleController,
-    ScriptScheduleController,
-    SubscriptionController,
-)
-from app.domain.triggers.endpoint_controllers import HookController, ScriptEndpointController
+from app.domain.subscriptions.controllers import InternalSubscriptionController, SubscriptionController
 from app.lib.access import access_guard, check_every_route_has_access
 from app.lib.auth import (
     PUBLIC_OPT,

@@ -2,7 +2,7 @@
 
 Request counts and latencies by route and status come from Litestar's Prometheus middleware
 (paths grouped by their template), and what incoming events became (received, runs started,
-deferred, suppressed by reason: ``app.domain.triggers.flow_control``) from counters of this
+deferred, suppressed by reason: ``app.domain.incoming_events.flow_control``) from counters of this
 process. The rest is read at scrape time: the outbox (depth, oldest pending age), the event
 store (newest id) and the pending debounced runs from the database, SSE connections from the hub,
 claims/completions/failures from this process's worker, and the connection pool.

@@ -7,7 +7,7 @@ them by (turn, tenant in rotation order), the rotation going on after the tenant
 worker's previous pass stopped. The claim locks each window and the flow row of its
 (subscription, subject) ``FOR UPDATE SKIP LOCKED``: several workers share the windows without
 waiting on each other or on requests, and a window is closed by exactly one of them. In ONE
-transaction per batch it then decides each window (``app.domain.triggers.flow_control``):
+transaction per batch it then decides each window (``app.domain.incoming_events.flow_control``):
 
 - subscription deactivated or script archived meanwhile: ``CANCELLED``;
 - no active version any more: ``SKIPPED`` (``NO_ACTIVE_VERSION``);
@@ -34,8 +34,8 @@ import structlog
 
 from app.config import Settings
 from app.db.runtime import SharedConnections
+from app.domain.incoming_events.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.domain.triggers.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
 from app.worker.loop import PollingLoop
 
 __all__ = ["DeferredRunStarter"]

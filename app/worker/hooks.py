@@ -35,9 +35,9 @@ from uuid_utils.compat import uuid7
 
 from app.config import Settings
 from app.db.runtime import SharedConnections
+from app.domain.events.schemas import LIFECYCLE_EVENTS
 from app.domain.events.store import sequence_events
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.domain.triggers.schemas import LIFECYCLE_EVENTS
 from app.worker.loop import PollingLoop
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]

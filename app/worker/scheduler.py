@@ -4,7 +4,7 @@ Every ``SCHEDULER_POLL_SECONDS`` a pass claims due schedules (``due_at <= now``)
 ``FOR UPDATE SKIP LOCKED``, so several workers share them without waiting on each other, and
 in ONE transaction per batch:
 
-1. works out which fire times are due (``app.domain.triggers.cron.due_fire_times``: every fire
+1. works out which fire times are due (``app.domain.schedules.cron.due_fire_times``: every fire
    time late by at most ``SCHEDULER_CATCH_UP_SECONDS``; after a longer outage only the latest
    missed one);
 2. starts their runs on the scripts' active versions with one multi-row insert, ``ON CONFLICT DO
@@ -36,7 +36,7 @@ import structlog
 from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.domain.triggers.cron import CronError, CronSchedule, due_fire_times
+from app.domain.schedules.cron import CronError, CronSchedule, due_fire_times
 from app.lib.backoff import retry_delay
 from app.lib.schema import timestamp
 from app.worker.loop import PollingLoop

@@ -92,6 +92,10 @@ export function scriptworks(baseUrl: string, token: string, tenant: string) {
       }),
     receiveEvent: (body: Schemas["EventIn"]) => client.POST("/events", { ...tenantOnly, body }),
     getEvent: (event_id: string) => client.GET("/events/{event_id}", { params: { header, path: { event_id } } }),
+    listIncomingEvents: (query: Page & { subject?: string | null; eventName?: string | null } = {}) =>
+      client.GET("/events/incoming", { params: { header, query } }),
+    getIncomingEvent: (event_id: string) =>
+      client.GET("/events/incoming/{event_id}", { params: { header, path: { event_id } } }),
 
     // Triggers
     listEventTypes: (query: Page = {}) => client.GET("/event-types", { params: { header, query } }),

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from app.domain.triggers.cron import (
+from app.domain.schedules.cron import (
     CronError,
     CronSchedule,
     due_fire_times,

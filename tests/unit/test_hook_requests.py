@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.triggers.endpoints import is_secret_header, request_body_value, resolve_route
+from app.domain.endpoints.services import is_secret_header, request_body_value, resolve_route
 from app.lib.errors import ValidationFailed
 
 

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from app.domain.triggers.signatures import SIGNATURE_HEADER, TOLERANCE_SECONDS, sign, verify
+from app.domain.endpoints.signatures import SIGNATURE_HEADER, TOLERANCE_SECONDS, sign, verify
 from app.lib.errors import Unauthorized
 
 SECRET = "s" * 32

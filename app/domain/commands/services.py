@@ -23,7 +23,7 @@ from app.db.commands import Command
 from app.db.events import Event
 from app.domain.commands.handlers import HandlerRegistry, default_registry
 from app.domain.commands.schemas import CommandIn
-from app.domain.triggers.schemas import LIFECYCLE_EVENTS
+from app.domain.events.schemas import LIFECYCLE_EVENTS
 from app.lib.db import Row, statements
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams

@@ -226,3 +226,13 @@ class ShutdownFrame(msgspec.Struct):
 
 
 StreamFrame = EventFrame | PingFrame | ResyncFrame | ShutdownFrame
+
+
+LIFECYCLE_EVENTS = (
+    "Script.Created",
+    "Script.Published",
+    "Script.Archived",
+    "Version.Created",
+    "Run.Started",
+    "Run.Finished",
+)

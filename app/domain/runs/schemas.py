@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from app.domain.runs.step_data import StepData, StepType
 from app.lib.errors import ValidationFailed
-from app.lib.schema import CamelStruct, Out, Timestamp, TimestampOrNone
+from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp, TimestampOrNone
 
 __all__ = [
     "MAX_BATCH",
@@ -38,7 +38,6 @@ __all__ = [
 RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 FinishStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
 TriggerType = Literal["API_RUN", "SCHEDULED_TASK", "EVENT_TRIGGER", "ENDPOINT_REQUEST", "LIFECYCLE_HOOK"]
-TenantClaim = Annotated[str, Meta(max_length=64)]
 VersionNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 ActorId = Annotated[str, Meta(min_length=1, max_length=128)]
 ConnectorType = Annotated[str, Meta(min_length=1, max_length=100)]

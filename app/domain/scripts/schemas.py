@@ -9,7 +9,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from app.db.scripts import Script, ScriptVersion
-from app.lib.schema import CamelStruct, Out, Timestamp
+from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp
 
 __all__ = [
     "AuditEntryOut",
@@ -41,7 +41,6 @@ Tags = Annotated[list[Tag], Meta(max_length=100)]
 Text = Annotated[str, Meta(max_length=10_000)]
 Note = Annotated[str, Meta(max_length=2_000)]
 EmbeddingKey = Annotated[str, Meta(max_length=200)]
-TenantClaim = Annotated[str, Meta(max_length=64)]
 
 
 class ScriptCreate(CamelStruct):

@@ -16,16 +16,17 @@ from advanced_alchemy.filters import CollectionFilter, SearchFilter
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.schemas import ScriptArchivedPayload, ScriptPublishedPayload, VersionCreatedPayload
 from app.domain.events.store import append_event
+from app.domain.incoming_events.flow_control import cancel_for_script
 from app.domain.scripts import diff
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
-from app.domain.triggers.flow_control import cancel_for_script
 from app.lib.correlation import current_correlation_id
 from app.lib.db import Row, constraint_name, driver_connection
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
@@ -34,7 +35,7 @@ from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.uow import commit
 
-__all__ = ["ScriptService", "script_etag"]
+__all__ = ["ScriptService", "ensure_script", "script_etag"]
 
 # PATCH fields that are plain columns, in the order their diffs are reported.
 _PATCHABLE = ("name", "slug", "description", "status", "labels", "intents", "language_codes", "embedding_key")
@@ -328,6 +329,12 @@ class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
         if script is None:
             raise _script_not_found()
         return script
+
+
+async def ensure_script(session: AsyncSession, tenant_id: str, script_id: uuid.UUID) -> None:
+    """404 unless the tenant has this script (for the areas that attach things to scripts)."""
+    if not await ScriptRepository(session=session).exists(script_id, tenant_id):
+        raise _script_not_found()
 
 
 def script_etag(script: Script) -> str:

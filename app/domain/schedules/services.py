@@ -20,12 +20,13 @@ from sqlalchemy import exists, func, select, update
 from uuid_utils.compat import uuid7
 
 from app.db.triggers import Schedule
-from app.domain.triggers.cron import CronError, CronSchedule, normalize_cron, validate_timezone
-from app.domain.triggers.schemas import ScheduleCreate, ScheduleUpdate
-from app.domain.triggers.services import ensure_quota, ensure_script
+from app.domain.schedules.cron import CronError, CronSchedule, normalize_cron, validate_timezone
+from app.domain.schedules.schemas import ScheduleCreate, ScheduleUpdate
+from app.domain.scripts.services import ensure_script
 from app.lib.errors import NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
+from app.lib.quotas import ensure_quota
 from app.lib.uow import commit
 
 __all__ = ["NEXT_FIRE_TIMES_SHOWN", "ScheduleService", "cron_schedule", "next_fire_times"]

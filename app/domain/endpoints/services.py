@@ -32,16 +32,17 @@ from uuid_utils.compat import uuid7
 
 from app.db.scripts import Script
 from app.db.triggers import Endpoint
+from app.domain.endpoints.schemas import ROUTE_PATTERN, EndpointCreate
+from app.domain.endpoints.signatures import SIGNATURE_HEADER
+from app.domain.endpoints.signatures import verify as verify_signature
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.domain.triggers.schemas import ROUTE_PATTERN, EndpointCreate
-from app.domain.triggers.services import ensure_quota, ensure_script
-from app.domain.triggers.signatures import SIGNATURE_HEADER
-from app.domain.triggers.signatures import verify as verify_signature
+from app.domain.scripts.services import ensure_script
 from app.lib.correlation import current_correlation_id
 from app.lib.db import driver_connection
 from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
+from app.lib.quotas import ensure_quota
 from app.lib.tenancy import TENANT_PATTERN
 from app.lib.uow import commit
 

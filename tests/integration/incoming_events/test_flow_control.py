@@ -19,7 +19,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.config import Settings
-from app.domain.triggers import flow_control
+from app.domain.incoming_events import flow_control
 from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
 from app.worker.deferred_runs import DeferredRunStarter

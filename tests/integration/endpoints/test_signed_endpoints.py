@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 from litestar.testing import AsyncTestClient
 
-from app.domain.triggers.signatures import sign
+from app.domain.endpoints.signatures import sign
 from app.server.core import create_app
 from tests.conftest import make_settings
-from tests.integration.triggers.test_endpoints import call, endpoint, run_of
+from tests.integration.endpoints.test_endpoints import call, endpoint, run_of
 from tests.support.api import ALICE_TENANT, ALICE_TOKEN, BOB_TOKEN, Api, assert_error
 from tests.support.server import ServerProcess
 from tests.support.triggers import published_script, runs_of

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-import app.domain.triggers.services as trigger_services
+import app.domain.incoming_events.services as incoming_services
 from tests.support.api import ADMIN_TOKEN, Api, assert_error
 from tests.support.server import ServerProcess
 from tests.support.sse import EventStream, data
@@ -264,13 +264,13 @@ async def test_a_failure_after_the_runs_started_leaves_neither_event_nor_runs(
     name = await event_type(api)
     await subscribe(api, "sensor-1", name, await published_script(api))
     body = {"eventName": name, "subject": "sensor-1", "sourceEventId": "atomic-1"}
-    real_start = trigger_services.start_active_runs
+    real_start = incoming_services.start_active_runs
 
     async def start_then_fail(*args: object, **kwargs: object) -> object:
         await real_start(*args, **kwargs)  # type: ignore[arg-type]
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(trigger_services, "start_active_runs", start_then_fail)
+    monkeypatch.setattr(incoming_services, "start_active_runs", start_then_fail)
     failed = await api.post("/events", json=body)
     monkeypatch.undo()
     retried = await api.post("/events", json=body)

@@ -40,7 +40,19 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from app.domain.triggers.schemas import LIFECYCLE_EVENTS, EventOutcome, FlowControl
+from app.domain.events.schemas import LIFECYCLE_EVENTS
+from app.domain.incoming_events.repositories import (
+    CANCEL_FOR_SCRIPT,
+    CANCEL_FOR_SUBSCRIPTION,
+    FOLD,
+    LOCK_FLOWS,
+    OPEN,
+    OUTCOMES_OF,
+    RECORD_OUTCOMES,
+    SET_LEDGERS,
+)
+from app.domain.incoming_events.schemas import EventOutcome
+from app.domain.subscriptions.schemas import FlowControl
 from app.lib.errors import ValidationFailed
 from app.lib.schema import timestamp
 
@@ -171,20 +183,6 @@ class Outcome:
 
 # ---- the pair's lock and the throttle ledger ---------------------------------------------------
 
-# Locks (creating when new) the flow row of each (subscription, subject), in the order given.
-_LOCK_FLOWS = """
-INSERT INTO trigger_flows AS f (subscription_id, subject, tenant_id, created_at, updated_at)
-SELECT s.id, $2::varchar, $3::varchar, $4::timestamptz, $4::timestamptz
-FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n
-ON CONFLICT (subscription_id, subject) DO UPDATE SET updated_at = excluded.updated_at
-RETURNING f.subscription_id, f.recent_starts, f.open_window_id
-"""
-_SET_LEDGERS = """
-UPDATE trigger_flows AS f SET recent_starts = u.starts::timestamptz[], updated_at = $4::timestamptz
-FROM unnest($1::uuid[], $2::varchar[], $3::text[]) AS u(subscription_id, subject, starts)
-WHERE f.subscription_id = u.subscription_id AND f.subject = u.subject
-"""
-
 
 async def lock_flows(
     connection: asyncpg.Connection,
@@ -196,7 +194,7 @@ async def lock_flows(
     """Hold the flow rows of (each subscription, subject) until the transaction ends."""
     if not subscription_ids:
         return {}
-    rows = await connection.fetch(_LOCK_FLOWS, sorted(subscription_ids), subject, tenant_id, now)
+    rows = await connection.fetch(LOCK_FLOWS, sorted(subscription_ids), subject, tenant_id, now)
     return {row["subscription_id"]: row for row in rows}
 
 
@@ -214,7 +212,7 @@ async def update_throttle_ledgers(
         return
     keys = list(ledgers)
     await connection.execute(
-        _SET_LEDGERS,
+        SET_LEDGERS,
         [k[0] for k in keys],
         [k[1] for k in keys],
         [_array_literal(ledgers[k]) for k in keys],
@@ -223,35 +221,6 @@ async def update_throttle_ledgers(
 
 
 # ---- debounce windows --------------------------------------------------------------------------
-
-# The event joins the open window of its pair while that window is not yet due.
-_FOLD = """
-UPDATE deferred_runs AS d
-SET event_count = d.event_count + 1, last_event_id = $2::uuid, last_event_at = $3::timestamptz,
-    due_at = least($3::timestamptz + make_interval(secs => u.debounce), coalesce(d.deadline_at, 'infinity')),
-    updated_at = $3::timestamptz
-FROM unnest($1::uuid[], $4::int[]) AS u(id, debounce)
-WHERE d.id = u.id AND d.status = 'PENDING' AND d.due_at > $3::timestamptz
-RETURNING d.id, d.subscription_id, d.due_at, d.event_count
-"""
-# Otherwise it opens the pair's next window.
-_OPEN = """
-WITH opened AS (
-    INSERT INTO deferred_runs (id, tenant_id, subscription_id, subject, script_id, status, event_count,
-                               first_event_at, last_event_at, last_event_id, due_at, deadline_at,
-                               created_at, updated_at)
-    SELECT u.id, $2::varchar, u.subscription_id, $3::varchar, u.script_id, 'PENDING', 1, $4::timestamptz,
-           $4::timestamptz, $5::uuid, $4::timestamptz + make_interval(secs => u.debounce),
-           $4::timestamptz + make_interval(secs => u.max_delay), $4::timestamptz, $4::timestamptz
-    FROM unnest($1::uuid[], $6::uuid[], $7::uuid[], $8::int[], $9::int[])
-         AS u(id, subscription_id, script_id, debounce, max_delay)
-    RETURNING id, subscription_id, due_at
-), pointed AS (
-    UPDATE trigger_flows AS f SET open_window_id = o.id
-    FROM opened AS o WHERE f.subscription_id = o.subscription_id AND f.subject = $3::varchar
-)
-SELECT id, subscription_id, due_at FROM opened
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +246,7 @@ async def defer(
     by_sub = {d.subscription_id: d for d in debounced}
     candidates = [d for d in debounced if d.open_window_id is not None]
     folded = await connection.fetch(
-        _FOLD,
+        FOLD,
         [d.open_window_id for d in candidates],
         event_id,
         now,
@@ -298,7 +267,7 @@ async def defer(
     fresh = [d for d in debounced if d.subscription_id not in done]
     if fresh:
         opened = await connection.fetch(
-            _OPEN,
+            OPEN,
             [new_id() for _ in fresh],
             tenant_id,
             subject,
@@ -325,16 +294,6 @@ async def defer(
 
 # ---- cancelling --------------------------------------------------------------------------------
 
-_CANCEL_FOR_SCRIPT = """
-UPDATE deferred_runs SET status = 'CANCELLED', reason = 'SCRIPT_ARCHIVED', closed_at = $3, updated_at = $3
-WHERE script_id = $1 AND tenant_id = $2 AND status = 'PENDING'
-"""
-_CANCEL_FOR_SUBSCRIPTION = """
-UPDATE deferred_runs SET status = 'CANCELLED', reason = 'SUBSCRIPTION_DEACTIVATED', closed_at = $3,
-                         updated_at = $3
-WHERE subscription_id = $1 AND tenant_id = $2 AND status = 'PENDING'
-"""
-
 
 def _count_cancelled(status: str, reason: str) -> None:
     count = int(status.rsplit(" ", 1)[-1]) if status.startswith("UPDATE") else 0
@@ -347,7 +306,7 @@ async def cancel_for_script(
 ) -> None:
     """An archived script's pending debounced runs are cancelled (in the archiving transaction)."""
     _count_cancelled(
-        await connection.execute(_CANCEL_FOR_SCRIPT, script_id, tenant_id, now), "SCRIPT_ARCHIVED"
+        await connection.execute(CANCEL_FOR_SCRIPT, script_id, tenant_id, now), "SCRIPT_ARCHIVED"
     )
 
 
@@ -356,30 +315,13 @@ async def cancel_for_subscription(
 ) -> None:
     """A deactivated subscription's pending debounced runs are cancelled (same transaction)."""
     _count_cancelled(
-        await connection.execute(_CANCEL_FOR_SUBSCRIPTION, subscription_id, tenant_id, now),
+        await connection.execute(CANCEL_FOR_SUBSCRIPTION, subscription_id, tenant_id, now),
         "SUBSCRIPTION_DEACTIVATED",
     )
 
 
 # ---- outcomes ----------------------------------------------------------------------------------
 
-_RECORD_OUTCOMES = """
-INSERT INTO incoming_event_outcomes (event_id, subscription_id, tenant_id, script_id, outcome, reason,
-                                     run_id, deferred_run_id, position)
-SELECT $1::uuid, u.subscription_id, $2::varchar, u.script_id, u.outcome, u.reason, u.run_id,
-       u.deferred_run_id, u.position
-FROM unnest($3::uuid[], $4::uuid[], $5::varchar[], $6::varchar[], $7::uuid[], $8::uuid[], $9::int[])
-     AS u(subscription_id, script_id, outcome, reason, run_id, deferred_run_id, position)
-"""
-# Each event's outcomes as of now: a deferred one through the state of its window.
-_OUTCOMES_OF = """
-SELECT o.event_id, o.subscription_id, o.script_id, o.outcome, o.reason, o.run_id,
-       w.status AS window_status, w.reason AS window_reason, w.due_at, w.run_id AS window_run_id
-FROM incoming_event_outcomes AS o
-LEFT JOIN deferred_runs AS w ON w.id = o.deferred_run_id
-WHERE o.event_id = ANY($1::uuid[]) AND o.tenant_id = $2
-ORDER BY o.event_id, o.subscription_id
-"""
 _WINDOW_OUTCOME = {"PENDING": "DEFERRED", "STARTED": "FOLDED"}
 
 
@@ -389,7 +331,7 @@ async def record_outcomes(
     if not outcomes:
         return
     await connection.execute(
-        _RECORD_OUTCOMES,
+        RECORD_OUTCOMES,
         event_id,
         tenant_id,
         [o.subscription_id for o in outcomes],
@@ -409,7 +351,7 @@ async def outcomes_of(
     found: dict[uuid.UUID, list[EventOutcome]] = {event_id: [] for event_id in event_ids}
     if not event_ids:
         return found
-    for row in await connection.fetch(_OUTCOMES_OF, list(event_ids), tenant_id):
+    for row in await connection.fetch(OUTCOMES_OF, list(event_ids), tenant_id):
         outcome, reason, run_id = row["outcome"], row["reason"], row["run_id"]
         due_at = folded_into = None
         if outcome == "DEFERRED":

@@ -14,8 +14,8 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from app.config import Settings
-from app.domain.triggers.endpoints import EndpointService, HookRequest, resolve_route
-from app.domain.triggers.schemas import EndpointCreate, EndpointOut, HookAccepted
+from app.domain.endpoints.schemas import EndpointCreate, EndpointOut, HookAccepted
+from app.domain.endpoints.services import EndpointService, HookRequest, resolve_route
 from app.lib.auth import PUBLIC_OPT, Authenticator, bearer_token
 from app.lib.errors import ApiError, NotFound, PayloadTooLarge
 from app.lib.openapi import errors, json_body

@@ -1,0 +1,106 @@
+"""The rules of event types: the built-in lifecycle names plus the names a tenant registers."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from app.db.triggers import EventType
+from app.domain.event_types.schemas import EventTypeCreate, EventTypeOut
+from app.domain.events.schemas import LIFECYCLE_EVENTS
+from app.lib.errors import Conflict, NotFound
+from app.lib.pagination import Keyset, PageParams, decode_cursor
+from app.lib.principals import Principal
+from app.lib.uow import commit
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# Built-in names sort after every registered type (as if created first), in SPEC order.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_BUILT_IN_KEYS = {
+    name: (_EPOCH, uuid.UUID(int=len(LIFECYCLE_EVENTS) - index))
+    for index, name in enumerate(LIFECYCLE_EVENTS)
+}
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+async def ensure_event_name(session: AsyncSession, tenant_id: str, name: str) -> None:
+    """Built-in lifecycle names and the tenant's registered names are known; others are 404."""
+    if name in LIFECYCLE_EVENTS:
+        return
+    registered = await session.scalar(
+        select(exists().where(EventType.tenant_id == tenant_id, EventType.name == name))
+    )
+    if not registered:
+        raise NotFound(
+            f"No event type named {name!r}: register it with POST /event-types.",
+            details=[{"field": "eventName", "message": "unknown event type"}],
+        )
+
+
+class EventTypeRepository(SQLAlchemyAsyncRepository[EventType]):
+    model_type = EventType
+
+
+class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepository]):
+    repository_type = EventTypeRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def list_event_types(
+        self, tenant_id: str, page: PageParams
+    ) -> list[tuple[tuple[datetime.datetime, uuid.UUID], EventTypeOut]]:
+        """Registered types newest first, then the built-in names: one keyset over both."""
+        registered = await self.repository.get_many(
+            Keyset(("created_at", "id"), page), EventType.tenant_id == tenant_id
+        )
+        after = decode_cursor(page.cursor, 2) if page.cursor is not None else None
+        items = [((row.created_at, row.id), EventTypeOut.of(row, built_in=False)) for row in registered]
+        items += [
+            (key, EventTypeOut.built_in_named(name))
+            for name, key in _BUILT_IN_KEYS.items()
+            if after is None or key < after
+        ]
+        items.sort(key=lambda item: item[0], reverse=True)
+        return items[: page.limit + 1]
+
+    async def create_event_type(self, tenant_id: str, actor: Principal, data: EventTypeCreate) -> EventType:
+        if data.name in LIFECYCLE_EVENTS:
+            raise _event_type_exists(data.name)
+        now = _now()
+        row = (
+            await self.session.scalars(
+                pg_insert(EventType)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    name=data.name,
+                    description=data.description,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_event_types_tenant_name")
+                .returning(EventType)
+            )
+        ).one_or_none()
+        if row is None:
+            raise _event_type_exists(data.name)
+        await commit(self.session)
+        return row
+
+
+def _event_type_exists(name: str) -> Conflict:
+    return Conflict(f"The event type {name!r} exists already.", code="EVENT_TYPE_EXISTS")

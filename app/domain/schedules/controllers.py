@@ -1,0 +1,135 @@
+"""HTTP surface of schedules (``/scripts/{id}/schedules``, ``/schedules``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.config import Settings
+from app.db.triggers import Schedule
+from app.domain.schedules.schemas import ScheduleCreate, ScheduleOut, ScheduleUpdate
+from app.domain.schedules.services import ScheduleService, next_fire_times
+from app.lib.dependencies import CurrentActor, Paging, Tenant
+from app.lib.openapi import errors, json_body
+from app.lib.pagination import Page, build_page
+from app.lib.schema import timestamp
+from app.lib.tenancy import ensure_same_tenant
+
+ScheduleCreateBody = Annotated[
+    ScheduleCreate,
+    json_body(
+        {"cron": "0 9 * * mon-fri", "timezone": "Europe/Berlin", "active": True},
+        "cron: 5 fields, or 6 with trailing seconds, or an alias like @daily; timezone: an IANA name "
+        "(default UTC); active: default true.",
+    ),
+]
+ScheduleUpdateBody = Annotated[
+    ScheduleUpdate,
+    json_body({"cron": "30 8 * * mon-fri", "active": False}, "Only the fields to change."),
+]
+Schedules = NamedDependency[ScheduleService]
+
+
+def _schedule_out(row: Schedule) -> ScheduleOut:
+    return ScheduleOut.of(row, next_fire_times=[timestamp(t) for t in next_fire_times(row)])
+
+
+class ScriptScheduleController(Controller):
+    path = "/scripts/{script_id:uuid}/schedules"
+    tags = ["Triggers"]
+    dependencies = {"schedules": Provide(create_service_provider(ScheduleService))}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Schedule a script",
+        description="The worker starts a SCHEDULED_TASK run of the script's active version at each fire "
+        "time, computed in `timezone` (DST included), once per fire time even with several workers. "
+        "`nextFireTimes` shows the next 5 (empty while inactive). A bad cron or time zone, or a cron "
+        "that fires more often than SCHEDULE_MIN_INTERVAL_SECONDS (60), is 400 naming the field; a script "
+        "with MAX_SCHEDULES_PER_SCRIPT (20) schedules already is 409 QUOTA_EXCEEDED.",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def create_schedule(
+        self,
+        schedules: Schedules,
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        settings: NamedDependency[Settings],
+        script_id: FromPath[UUID],
+        data: ScheduleCreateBody,
+    ) -> ScheduleOut:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        schedule = await schedules.create_schedule(
+            tenant_id,
+            actor,
+            script_id,
+            data,
+            max_per_script=settings.max_schedules_per_script,
+            min_interval_seconds=settings.schedule_min_interval_seconds,
+        )
+        return _schedule_out(schedule)
+
+    @get(
+        "/",
+        summary="List a script's schedules",
+        description="Newest first.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def list_schedules(
+        self, schedules: Schedules, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
+    ) -> Page[ScheduleOut]:
+        rows = await schedules.list_schedules(tenant_id, script_id, page)
+        return build_page(rows, page, lambda s: (s.created_at, s.id), _schedule_out)
+
+
+class ScheduleController(Controller):
+    path = "/schedules"
+    tags = ["Triggers"]
+    dependencies = {"schedules": Provide(create_service_provider(ScheduleService))}
+
+    @get("/{schedule_id:uuid}", summary="Get a schedule", responses=errors(400, 401, 403, 404))
+    async def get_schedule(
+        self, schedules: Schedules, tenant_id: Tenant, schedule_id: FromPath[UUID]
+    ) -> ScheduleOut:
+        return _schedule_out(await schedules.get_schedule(tenant_id, schedule_id))
+
+    @patch(
+        "/{schedule_id:uuid}",
+        summary="Change a schedule",
+        description="Absent fields stay as they are. A change of cron, time zone or `active` plans the next "
+        "fire time afresh from now and clears a pending retry.",
+        responses=errors(400, 401, 403, 404, 413),
+    )
+    async def update_schedule(
+        self,
+        schedules: Schedules,
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        settings: NamedDependency[Settings],
+        schedule_id: FromPath[UUID],
+        data: ScheduleUpdateBody,
+    ) -> ScheduleOut:
+        ensure_same_tenant(tenant_id, data.tenant_id or None)
+        schedule = await schedules.update_schedule(
+            tenant_id, actor, schedule_id, data, min_interval_seconds=settings.schedule_min_interval_seconds
+        )
+        return _schedule_out(schedule)
+
+    @delete(
+        "/{schedule_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a schedule",
+        description="Stops it; its runs keep pointing at it. Idempotent; afterwards GET is 404.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def delete_schedule(
+        self, schedules: Schedules, tenant_id: Tenant, schedule_id: FromPath[UUID]
+    ) -> None:
+        await schedules.delete_schedule(tenant_id, schedule_id)

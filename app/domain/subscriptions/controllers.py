@@ -1,0 +1,118 @@
+"""HTTP surface of trigger subscriptions (``/subjects/{subject}/subscriptions/triggers`` and
+``/internal/…``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.config import Settings
+from app.domain.subscriptions.schemas import SubscriptionCreate, SubscriptionOut
+from app.domain.subscriptions.services import SubscriptionService
+from app.lib.dependencies import CurrentActor, Paging, Tenant
+from app.lib.openapi import errors, json_body
+from app.lib.pagination import Page, build_page
+from app.lib.tenancy import ensure_same_tenant
+
+SubscriptionBody = Annotated[
+    SubscriptionCreate,
+    json_body(
+        {
+            "eventName": "LOCATION_LIVING_ROOM",
+            "scriptId": "0190b5a0-7c1e-7b3c-9d4e-2f6a8b1c3d5e",
+            "flowControl": {
+                "debounceSeconds": 30,
+                "maxDelaySeconds": 120,
+                "throttle": {"runs": 1, "perSeconds": 600},
+            },
+        },
+        "One event name (a string; an array is 400), the script to start and, optionally, flowControl.",
+    ),
+]
+
+
+class SubscriptionController(Controller):
+    """Trigger subscriptions for administrators. ``InternalSubscriptionController`` mounts the same
+    handlers under ``/internal`` for service callers (roles: app.lib.access)."""
+
+    path = "/subjects/{subject:str}/subscriptions/triggers"
+    tags = ["Trigger subscriptions"]
+    dependencies = {"subscriptions": Provide(create_service_provider(SubscriptionService))}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Subscribe a script to an event on a subject",
+        description="The subject is `[A-Za-z0-9_.:-]{1,128}` or `*` (every subject). `eventName` is one "
+        "string (an array or an empty string is 400); an unknown event name or script is 404; an active "
+        "subscription for the same subject and event, whatever its script, is 409 SUBSCRIPTION_EXISTS "
+        "(inactive ones do not count). Optional `flowControl`: `debounceSeconds` (1-3600) with "
+        "`maxDelaySeconds` (debounceSeconds-86400), and/or `throttle` `{runs (1-1000), perSeconds "
+        "(1-86400)}`, per subject of the incoming events (400 VALIDATION_ERROR naming the field; not on "
+        "lifecycle event names). Under `/subjects/…` the caller needs the admin role, under "
+        "`/internal/subjects/…` the service or admin role (403 FORBIDDEN otherwise).",
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def subscribe(
+        self,
+        subscriptions: NamedDependency[SubscriptionService],
+        tenant_id: Tenant,
+        actor: CurrentActor,
+        settings: NamedDependency[Settings],
+        subject: FromPath[str],
+        data: SubscriptionBody,
+    ) -> SubscriptionOut:
+        ensure_same_tenant(tenant_id, data.tenant_id)
+        subscription = await subscriptions.subscribe(
+            tenant_id, actor, subject, data, max_per_tenant=settings.max_subscriptions_per_tenant
+        )
+        return SubscriptionOut.of(subscription)
+
+    @get(
+        "/",
+        summary="List a subject's subscriptions",
+        description="Newest first, active and inactive (filter with `active`).",
+        responses=errors(400, 401, 403),
+    )
+    async def list_subscriptions(
+        self,
+        subscriptions: NamedDependency[SubscriptionService],
+        tenant_id: Tenant,
+        page: Paging,
+        subject: FromPath[str],
+        active: Annotated[
+            bool | None, QueryParameter(description="Only active (true) or inactive (false) ones.")
+        ] = None,
+    ) -> Page[SubscriptionOut]:
+        rows = await subscriptions.list_subscriptions(tenant_id, subject, page, active=active)
+        return build_page(rows, page, lambda s: (s.created_at, s.id), SubscriptionOut.of)
+
+    @delete(
+        "/{subscription_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Deactivate a subscription",
+        description="Soft: the subscription stays listed as inactive and stops matching events. "
+        "Idempotent; an id of another subject (or tenant) is 404.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def unsubscribe(
+        self,
+        subscriptions: NamedDependency[SubscriptionService],
+        tenant_id: Tenant,
+        subject: FromPath[str],
+        subscription_id: FromPath[UUID],
+    ) -> None:
+        await subscriptions.unsubscribe(tenant_id, subject, subscription_id)
+
+
+class InternalSubscriptionController(SubscriptionController):
+    """The same routes for internal services: the service (or admin) role, see app.lib.access."""
+
+    path = "/internal/subjects/{subject:str}/subscriptions/triggers"
+    tags = ["Trigger subscriptions (internal)"]

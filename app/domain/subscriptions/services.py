@@ -1,0 +1,163 @@
+"""The rules of trigger subscriptions.
+
+At most one *active* subscription per (tenant, subject, event name): a partial unique index
+enforces it, so two concurrent creates cannot both win (the loser gets 409
+``SUBSCRIPTION_EXISTS``). Subscriptions are deactivated, never deleted; deactivating one cancels
+its pending debounced runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from uuid_utils.compat import uuid7
+
+from app.db.triggers import TriggerSubscription
+from app.domain.event_types.services import ensure_event_name
+from app.domain.incoming_events.flow_control import (
+    cancel_for_subscription,
+    validate_flow_control,
+)
+from app.domain.scripts.services import ensure_script
+from app.domain.subscriptions.schemas import SUBJECT_PATTERN, SubscriptionCreate
+from app.lib.db import driver_connection
+from app.lib.errors import Conflict, NotFound, ValidationFailed
+from app.lib.pagination import Keyset, PageParams
+from app.lib.principals import Principal
+from app.lib.quotas import ensure_quota
+from app.lib.uow import commit
+
+_SUBJECT = re.compile(SUBJECT_PATTERN)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def validate_subject(subject: str) -> str:
+    if not _SUBJECT.match(subject):
+        raise ValidationFailed(
+            "A subject is 1-128 letters, digits, '_', '.', ':' or '-', or '*'.",
+            details=[{"field": "subject", "message": f"must match {SUBJECT_PATTERN}", "source": "path"}],
+        )
+    return subject
+
+
+class SubscriptionRepository(SQLAlchemyAsyncRepository[TriggerSubscription]):
+    model_type = TriggerSubscription
+
+
+class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, SubscriptionRepository]):
+    """One service for the external (admin) and internal (service) subscription routes."""
+
+    repository_type = SubscriptionRepository
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = self.repository.session
+
+    async def list_subscriptions(
+        self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
+    ) -> list[TriggerSubscription]:
+        validate_subject(subject)
+        conditions: list[Any] = [
+            TriggerSubscription.tenant_id == tenant_id,
+            TriggerSubscription.subject == subject,
+        ]
+        if active is not None:
+            conditions.append(TriggerSubscription.active == active)
+        return list(await self.repository.get_many(Keyset(("created_at", "id"), page), *conditions))
+
+    async def subscribe(
+        self,
+        tenant_id: str,
+        actor: Principal,
+        subject: str,
+        data: SubscriptionCreate,
+        *,
+        max_per_tenant: int,
+    ) -> TriggerSubscription:
+        validate_subject(subject)
+        validate_flow_control(data.flow_control, data.event_name)
+        await ensure_event_name(self.session, tenant_id, data.event_name)
+        await ensure_script(self.session, tenant_id, data.script_id)
+        await ensure_quota(
+            self.session,
+            f"subscriptions\x1f{tenant_id}",
+            select(func.count())
+            .select_from(TriggerSubscription)
+            .where(TriggerSubscription.tenant_id == tenant_id, TriggerSubscription.active),
+            max_per_tenant,
+            "active trigger subscriptions per tenant",
+        )
+        now = _now()
+        flow = data.flow_control
+        throttle = flow.throttle if flow is not None else None
+        # The partial unique index decides between concurrent creates: the second one waits for
+        # the first to commit, then inserts nothing.
+        row = (
+            await self.session.scalars(
+                pg_insert(TriggerSubscription)
+                .values(
+                    id=uuid7(),
+                    tenant_id=tenant_id,
+                    subject=subject,
+                    event_name=data.event_name,
+                    script_id=data.script_id,
+                    active=True,
+                    created_by_id=actor.id,
+                    created_at=now,
+                    updated_at=now,
+                    debounce_seconds=flow.debounce_seconds if flow is not None else None,
+                    max_delay_seconds=flow.max_delay_seconds if flow is not None else None,
+                    throttle_runs=throttle.runs if throttle is not None else None,
+                    throttle_per_seconds=throttle.per_seconds if throttle is not None else None,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["tenant_id", "subject", "event_name"],
+                    index_where=TriggerSubscription.active,
+                )
+                .returning(TriggerSubscription)
+            )
+        ).one_or_none()
+        if row is None:
+            raise Conflict(
+                f"An active subscription to {data.event_name!r} on subject {subject!r} exists already; "
+                "delete it first.",
+                code="SUBSCRIPTION_EXISTS",
+            )
+        await commit(self.session)
+        return row
+
+    async def unsubscribe(self, tenant_id: str, subject: str, subscription_id: uuid.UUID) -> None:
+        """Deactivate; deactivating an inactive subscription changes nothing."""
+        validate_subject(subject)
+        now = _now()
+        mine = (
+            TriggerSubscription.id == subscription_id,
+            TriggerSubscription.tenant_id == tenant_id,
+            TriggerSubscription.subject == subject,
+        )
+        changed = await self.session.scalar(
+            update(TriggerSubscription)
+            .where(*mine, TriggerSubscription.active)
+            .values(active=False, deactivated_at=now, updated_at=now)
+            .returning(TriggerSubscription.id)
+        )
+        if changed is None:
+            found = await self.session.scalar(select(exists().where(*mine)))
+            if not found:
+                raise NotFound("No subscription with this id on this subject.")
+        else:
+            # Its pending debounced runs go with it, in the same transaction.
+            await cancel_for_subscription(
+                await driver_connection(self.session), tenant_id, subscription_id, now
+            )
+        await commit(self.session)
