@@ -36,7 +36,7 @@ from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.incoming_events.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.worker.loop import PollingLoop
+from app.worker.loop import DueBatchLoop
 
 __all__ = ["DeferredRunStarter"]
 
@@ -89,39 +89,30 @@ WHERE w.id = u.id
 """
 
 
-class DeferredRunStarter(PollingLoop):
+class DeferredRunStarter(DueBatchLoop):
     name = "deferred-run starter"
+    claim_due = _CLAIM_DUE
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
-        super().__init__(shared, settings.scheduler_poll_seconds)
-        self.settings = settings
-        self.batch_size = settings.worker_batch_size
-        self.rotation = ""
+        super().__init__(settings, shared)
         # Counters for tests and metrics.
         self.runs_started = 0
         self.closed_without_run = 0
+        self._pass: tuple[int, list[tuple[str, str]]] = (0, [])
 
-    async def step(self) -> bool:
-        return await self.run_once() >= self.batch_size  # more may be due right now
+    async def handle(
+        self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
+    ) -> None:
+        self._pass = await self._close(connection, claimed, now)
 
-    async def run_once(self, now: datetime.datetime | None = None) -> int:
-        """One pass over one batch of due windows, in one transaction; the number claimed."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            if now is None:
-                now = await connection.fetchval("SELECT clock_timestamp()")
-            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size, self.rotation)
-            if not claimed:
-                return 0
-            rotation = claimed[-1]["tenant_id"]  # rows come in the order they were taken
-            started, closed = await self._close(connection, claimed, now)
-        self.rotation = rotation  # once the pass has committed
+    def committed(self, claimed: list[asyncpg.Record]) -> None:
+        started, closed = self._pass
         self.runs_started += started
         self.closed_without_run += len(claimed) - started
         FLOW_METRICS.runs_started.labels("debounced").inc(started)
         for status, reason in closed:
             counter = FLOW_METRICS.suppressed if status == "SUPPRESSED" else FLOW_METRICS.cancelled
             counter.labels(reason).inc()
-        return len(claimed)
 
     async def _close(
         self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime

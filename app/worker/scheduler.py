@@ -39,7 +39,7 @@ from app.domain.runs.services import RunSource, TriggeredStart, start_active_run
 from app.domain.schedules.cron import CronError, CronSchedule, due_fire_times
 from app.lib.backoff import retry_delay
 from app.lib.schema import timestamp
-from app.worker.loop import PollingLoop
+from app.worker.loop import DueBatchLoop
 
 __all__ = ["Scheduler"]
 
@@ -96,50 +96,40 @@ class _Outcome:
     last_fired_at: datetime.datetime | None
 
 
-class Scheduler(PollingLoop):
+class Scheduler(DueBatchLoop):
     name = "scheduler"
+    claim_due = _CLAIM_DUE
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
-        super().__init__(shared, settings.scheduler_poll_seconds)
-        self.settings = settings
-        self.batch_size = settings.worker_batch_size
-        # Where the round-robin over tenants goes on from: the tenant served last in the last pass.
-        self.rotation = ""
+        super().__init__(settings, shared)
         # Counters for tests and metrics.
         self.runs_started = 0
         self.failed_fires = 0
+        self._started_in_pass = 0
 
-    async def step(self) -> bool:
-        return await self.run_once() >= self.batch_size  # more may be due right now
+    async def handle(
+        self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
+    ) -> None:
+        starts: list[TriggeredStart] = []
+        outcomes: list[_Outcome] = []
+        for row in claimed:
+            outcome, fires = self._plan(row, now)
+            outcomes.append(outcome)
+            starts += fires
+        started = await start_active_runs(connection, starts)
+        await connection.execute(
+            _ADVANCE,
+            [o.id for o in outcomes],
+            [o.next_fire_at for o in outcomes],
+            [o.due_at for o in outcomes],
+            [o.failed_attempts for o in outcomes],
+            [o.last_error for o in outcomes],
+            [o.last_fired_at for o in outcomes],
+        )
+        self._started_in_pass = len(started)
 
-    async def run_once(self, now: datetime.datetime | None = None) -> int:
-        """One pass over one batch of due schedules, in one transaction; the number claimed."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            if now is None:
-                now = await connection.fetchval("SELECT clock_timestamp()")
-            claimed = await connection.fetch(_CLAIM_DUE, now, self.batch_size, self.rotation)
-            if not claimed:
-                return 0
-            rotation = claimed[-1]["tenant_id"]  # rows come in the order they were taken
-            starts: list[TriggeredStart] = []
-            outcomes: list[_Outcome] = []
-            for row in claimed:
-                outcome, fires = self._plan(row, now)
-                outcomes.append(outcome)
-                starts += fires
-            started = await start_active_runs(connection, starts)
-            await connection.execute(
-                _ADVANCE,
-                [o.id for o in outcomes],
-                [o.next_fire_at for o in outcomes],
-                [o.due_at for o in outcomes],
-                [o.failed_attempts for o in outcomes],
-                [o.last_error for o in outcomes],
-                [o.last_fired_at for o in outcomes],
-            )
-        self.rotation = rotation  # once the pass has committed
-        self.runs_started += len(started)
-        return len(claimed)
+    def committed(self, claimed: list[asyncpg.Record]) -> None:
+        self.runs_started += self._started_in_pass
 
     def _plan(self, row: asyncpg.Record, now: datetime.datetime) -> tuple[_Outcome, list[TriggeredStart]]:
         """What to start for one claimed schedule and where it goes next."""

@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Select, select, true
 from uuid_utils.compat import uuid7
 
@@ -27,6 +26,7 @@ from app.domain.events.schemas import LIFECYCLE_EVENTS
 from app.lib.db import Row, statements
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams
+from app.lib.service import Service
 from app.lib.timerange import TimeWindow
 
 __all__ = ["CommandService", "default_correlation_id"]
@@ -162,14 +162,13 @@ class CommandRepository(SQLAlchemyAsyncRepository[Command]):
     model_type = Command
 
 
-class CommandService(SQLAlchemyAsyncRepositoryService[Command, CommandRepository]):
+class CommandService(Service[Command, CommandRepository]):
     repository_type = CommandRepository
 
     def __init__(
         self, *, statement_pool: Any = None, registry: HandlerRegistry | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.session = self.repository.session
         self.statement_pool = statement_pool
         # Names a cancelled command's outcome event as the worker would name its failure.
         self.registry = registry or _default_registry

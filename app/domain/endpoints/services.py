@@ -25,7 +25,6 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
@@ -43,6 +42,7 @@ from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, Validatio
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
+from app.lib.service import Service
 from app.lib.tenancy import TENANT_PATTERN
 from app.lib.uow import commit
 
@@ -180,12 +180,8 @@ class EndpointRepository(SQLAlchemyAsyncRepository[Endpoint]):
     model_type = Endpoint
 
 
-class EndpointService(SQLAlchemyAsyncRepositoryService[Endpoint, EndpointRepository]):
+class EndpointService(Service[Endpoint, EndpointRepository]):
     repository_type = EndpointRepository
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = self.repository.session
 
     async def list_endpoints(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Endpoint]:
         await ensure_script(self.session, tenant_id, script_id)

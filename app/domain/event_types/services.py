@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +17,7 @@ from app.domain.events.schemas import LIFECYCLE_EVENTS
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams, decode_cursor
 from app.lib.principals import Principal
+from app.lib.service import Service
 from app.lib.uow import commit
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -52,12 +51,8 @@ class EventTypeRepository(SQLAlchemyAsyncRepository[EventType]):
     model_type = EventType
 
 
-class EventTypeService(SQLAlchemyAsyncRepositoryService[EventType, EventTypeRepository]):
+class EventTypeService(Service[EventType, EventTypeRepository]):
     repository_type = EventTypeRepository
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = self.repository.session
 
     async def list_event_types(
         self, tenant_id: str, page: PageParams

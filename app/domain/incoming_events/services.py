@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
@@ -51,6 +50,7 @@ from app.lib.errors import NotFound
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.schema import timestamp
+from app.lib.service import Service
 from app.lib.timerange import TimeWindow
 from app.lib.uow import commit
 
@@ -59,12 +59,8 @@ class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
     model_type = IncomingEvent
 
 
-class IncomingEventService(SQLAlchemyAsyncRepositoryService[IncomingEvent, IncomingEventRepository]):
+class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
     repository_type = IncomingEventRepository
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = self.repository.session
 
     async def get_event(
         self, tenant_id: str, event_id: uuid.UUID

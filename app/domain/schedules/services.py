@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime
 import itertools
 import uuid
-from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
 from sqlalchemy import exists, func, select, update
 from uuid_utils.compat import uuid7
@@ -27,6 +25,7 @@ from app.lib.errors import NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
+from app.lib.service import Service
 from app.lib.uow import commit
 
 __all__ = ["NEXT_FIRE_TIMES_SHOWN", "ScheduleService", "cron_schedule", "next_fire_times"]
@@ -79,12 +78,8 @@ class ScheduleRepository(SQLAlchemyAsyncRepository[Schedule]):
     model_type = Schedule
 
 
-class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleRepository]):
+class ScheduleService(Service[Schedule, ScheduleRepository]):
     repository_type = ScheduleRepository
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = self.repository.session
 
     async def list_schedules(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Schedule]:
         await ensure_script(self.session, tenant_id, script_id)

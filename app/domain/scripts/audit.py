@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from advanced_alchemy.filters import CollectionFilter
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from app.db.scripts import AuditEntry
 from app.domain.scripts.repositories import AuditRepository
 from app.lib.pagination import Keyset, PageParams
+from app.lib.service import Service
 from app.lib.timerange import TimeWindow
 
 __all__ = ["AuditService"]
 
 
-class AuditService(SQLAlchemyAsyncRepositoryService[AuditEntry, AuditRepository]):
+class AuditService(Service[AuditEntry, AuditRepository]):
     """The tenant-wide audit trail, filtered by actor, action and a createdAt window.
 
     Every combination is an index scan in page order with no sort: (tenant_id[, actor_id]

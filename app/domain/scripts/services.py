@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.filters import CollectionFilter, SearchFilter
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UNSET
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +32,7 @@ from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
+from app.lib.service import Service
 from app.lib.uow import commit
 
 __all__ = ["ScriptService", "ensure_script", "script_etag"]
@@ -51,12 +51,11 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class ScriptService(SQLAlchemyAsyncRepositoryService[Script, ScriptRepository]):
+class ScriptService(Service[Script, ScriptRepository]):
     repository_type = ScriptRepository
 
     def __init__(self, *, statement_pool: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.session = self.repository.session
         self.statement_pool = statement_pool
 
     @cached_property

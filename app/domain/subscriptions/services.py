@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
@@ -32,6 +31,7 @@ from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
+from app.lib.service import Service
 from app.lib.uow import commit
 
 _SUBJECT = re.compile(SUBJECT_PATTERN)
@@ -54,14 +54,10 @@ class SubscriptionRepository(SQLAlchemyAsyncRepository[TriggerSubscription]):
     model_type = TriggerSubscription
 
 
-class SubscriptionService(SQLAlchemyAsyncRepositoryService[TriggerSubscription, SubscriptionRepository]):
+class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
     """One service for the external (admin) and internal (service) subscription routes."""
 
     repository_type = SubscriptionRepository
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = self.repository.session
 
     async def list_subscriptions(
         self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
