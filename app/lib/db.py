@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.uow import DEFER_COMMIT
-
-__all__ = ["Row", "asyncpg_connect_kwargs", "constraint_name", "driver_connection", "statements"]
+__all__ = ["Row", "asyncpg_connect_kwargs", "constraint_name"]
 
 
 def constraint_name(error: BaseException) -> str | None:
@@ -50,33 +44,6 @@ def asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
     if port:
         params["port"] = int(port)
     return params
-
-
-async def driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction (begun if it was not), for the
-    plain-SQL statements that share the session's unit of work."""
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
-
-
-@asynccontextmanager
-async def statements(session: AsyncSession | None, pool: Any) -> AsyncIterator[Any]:
-    """An asyncpg connection for plain-SQL statements that each commit on their own (one round
-    trip, no BEGIN/COMMIT): one borrowed from ``pool`` (``app.state.statement_pool``), outside any
-    transaction. When the request owns a transaction (an Idempotency-Key request, see
-    ``app.lib.uow``) it is that transaction's connection instead, and the statements commit with
-    the stored response."""
-    if session is not None and session.info.get(DEFER_COMMIT):
-        yield await driver_connection(session)
-        return
-    async with pool.acquire() as connection:
-        try:
-            yield connection
-        except (asyncpg.InterfaceError, asyncpg.InternalClientError):
-            # The driver, not the server, failed (e.g. a statement cut off by a restarting
-            # server): the connection may be mid-operation. Close it rather than pool it.
-            connection.terminate()
-            raise
 
 
 class Row:

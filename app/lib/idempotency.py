@@ -42,7 +42,6 @@ from app.db.idempotency import IdempotencyKey
 from app.lib.access import allowed
 from app.lib.error_handler import send_error
 from app.lib.errors import Conflict, PayloadTooLarge, Unprocessable, ValidationFailed
-from app.lib.uow import DEFER_COMMIT
 
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -127,7 +126,6 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
         session = self.database.provide_session(scope["app"].state, scope)
         scope["state"][_OWNED_SESSION] = session
-        session.info[DEFER_COMMIT] = True
         try:
             locked = await session.scalar(
                 select(

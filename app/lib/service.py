@@ -3,19 +3,41 @@ session at hand as ``self.session`` for the statements its repositories do not w
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["Service"]
+from app.lib.uow import UnitOfWork
+
+__all__ = ["Service", "provide_service"]
 
 ModelT = TypeVar("ModelT")
 RepoT = TypeVar("RepoT", bound=SQLAlchemyAsyncRepository[Any])
+S = TypeVar("S", bound="Service[Any, Any]")
 
 
 class Service(SQLAlchemyAsyncRepositoryService[ModelT, RepoT]):  # type: ignore[type-var]
+    """On the request's unit of work (``app.lib.uow``): its session for the repositories, and
+    ``self.uow`` for ending the change and for plain statements."""
+
+    def __init__(self, *, uow: UnitOfWork, **kwargs: Any) -> None:
+        super().__init__(session=uow.session, **kwargs)
+        self.uow = uow
+
     @property
     def session(self) -> AsyncSession:
-        return self.repository.session  # type: ignore[return-value]
+        return self.uow.session
+
+
+def provide_service(service_type: type[S]) -> Callable[[Request[Any, Any, Any]], Awaitable[S]]:
+    """A dependency provider of ``service_type`` on the request's unit of work (in place of
+    advanced-alchemy's ``create_service_provider``, which knows only the session)."""
+
+    async def provide(request: Request[Any, Any, Any]) -> S:
+        return service_type(uow=UnitOfWork.of_request(request))
+
+    return provide

@@ -18,6 +18,7 @@ from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
+from app.lib.uow import UnitOfWork
 
 __all__ = ["CommandController"]
 
@@ -54,10 +55,7 @@ async def provide_command_service(
     Chained after ``tenant_id`` for the reason given at ``provide_script_service``: independent
     dependencies resolve in a task group, a sizeable share of a short request's CPU time.
     """
-    state = request.app.state
-    return CommandService(
-        session=state.database.provide_session(state, request.scope), statement_pool=state.statement_pool
-    )
+    return CommandService(uow=UnitOfWork.of_request(request))
 
 
 class CommandController(Controller):

@@ -23,7 +23,7 @@ from app.db.events import Event
 from app.domain.commands.handlers import HandlerRegistry, default_registry
 from app.domain.commands.schemas import CommandIn
 from app.domain.events.schemas import LIFECYCLE_EVENTS
-from app.lib.db import Row, statements
+from app.lib.db import Row
 from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams
 from app.lib.service import Service
@@ -165,11 +165,8 @@ class CommandRepository(SQLAlchemyAsyncRepository[Command]):
 class CommandService(Service[Command, CommandRepository]):
     repository_type = CommandRepository
 
-    def __init__(
-        self, *, statement_pool: Any = None, registry: HandlerRegistry | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, registry: HandlerRegistry | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.statement_pool = statement_pool
         # Names a cancelled command's outcome event as the worker would name its failure.
         self.registry = registry or _default_registry
 
@@ -184,7 +181,7 @@ class CommandService(Service[Command, CommandRepository]):
         response is built: the event store's readers wait for every open transaction).
         """
         correlation_id = data.correlation_id or default_correlation_id(request_correlation_id)
-        async with statements(self.session, self.statement_pool) as connection:
+        async with self.uow.statements() as connection:
             inserted = await connection.fetchval(
                 _SUBMIT,
                 uuid7(),
@@ -241,7 +238,7 @@ class CommandService(Service[Command, CommandRepository]):
     async def retry(self, tenant_id: str, correlation_id: str, actor_id: str) -> Row:
         """Put a FAILED or CANCELLED command back to PENDING, due now, with its attempts reset;
         409 COMMAND_NOT_RETRYABLE in any other state."""
-        async with statements(self.session, self.statement_pool) as connection:
+        async with self.uow.statements() as connection:
             row = await connection.fetchrow(_RETRY, tenant_id, correlation_id, uuid7(), actor_id)
             if row is None:
                 status = await connection.fetchval(_STATUS, tenant_id, correlation_id)
@@ -258,7 +255,7 @@ class CommandService(Service[Command, CommandRepository]):
     async def cancel(self, tenant_id: str, correlation_id: str, actor_id: str) -> Row:
         """Cancel a PENDING command: CANCELLED, with one ``success: false`` outcome event;
         409 COMMAND_NOT_CANCELLABLE once a worker claimed it or it finished."""
-        async with statements(self.session, self.statement_pool) as connection:
+        async with self.uow.statements() as connection:
             found = await connection.fetchrow(_NAME_AND_STATUS, tenant_id, correlation_id)
             if found is None:
                 raise _not_found()

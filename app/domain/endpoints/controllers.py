@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, Request, delete, get, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
@@ -22,6 +21,7 @@ from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_granted, ensure_same_tenant
 
 __all__ = ["HookController", "ScriptEndpointController"]
@@ -42,7 +42,7 @@ EndpointBody = Annotated[
 class ScriptEndpointController(Controller):
     path = "/scripts/{script_id:uuid}/endpoints"
     tags = ["Triggers"]
-    dependencies = {"endpoints": Provide(create_service_provider(EndpointService))}
+    dependencies = {"endpoints": Provide(provide_service(EndpointService))}
 
     @post(
         "/",
@@ -120,7 +120,7 @@ class HookController(Controller):
 
     path = "/hooks"
     tags = ["Triggers"]
-    dependencies = {"endpoints": Provide(create_service_provider(EndpointService))}
+    dependencies = {"endpoints": Provide(provide_service(EndpointService))}
 
     # POST has a handler of its own: only POST goes through the Idempotency-Key layer, and the
     # API description says so per operation.

@@ -37,14 +37,13 @@ from app.domain.endpoints.signatures import verify as verify_signature
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.scripts.services import ensure_script
 from app.lib.correlation import current_correlation_id
-from app.lib.db import driver_connection
 from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
 from app.lib.tenancy import TENANT_PATTERN
-from app.lib.uow import commit
+from app.lib.uow import driver_connection
 
 __all__ = [
     "SECRET_HEADER_NAMES",
@@ -240,7 +239,7 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
                 f"{data.method} /hooks/{tenant_id}/{data.route} is taken by another endpoint of this tenant.",
                 code="ROUTE_TAKEN",
             )
-        await commit(self.session)
+        await self.uow.commit()
         return row
 
     async def delete_endpoint(self, tenant_id: str, script_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
@@ -253,7 +252,7 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
         )
         if deleted is None:
             raise NotFound("No endpoint with this id for this script.")
-        await commit(self.session)
+        await self.uow.commit()
 
     async def start_from_request(self, request: HookRequest) -> uuid.UUID:
         """Start the endpoint's run: 404 for no such endpoint (or a script without an active
@@ -299,5 +298,5 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
         )
         if not started:
             raise NotFound("The endpoint's script has no published (active) version to run.")
-        await commit(self.session)
+        await self.uow.commit()
         return started[0]["id"]

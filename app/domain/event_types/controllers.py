@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_201_CREATED
@@ -14,6 +13,7 @@ from app.domain.event_types.services import EventTypeService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, build_page
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 
 EventTypeBody = Annotated[
@@ -25,7 +25,7 @@ EventTypeBody = Annotated[
 class EventTypeController(Controller):
     path = "/event-types"
     tags = ["Triggers"]
-    dependencies = {"event_types": Provide(create_service_provider(EventTypeService))}
+    dependencies = {"event_types": Provide(provide_service(EventTypeService))}
 
     @get(
         "/",

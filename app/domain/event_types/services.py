@@ -18,7 +18,6 @@ from app.lib.errors import Conflict, NotFound
 from app.lib.pagination import Keyset, PageParams, decode_cursor
 from app.lib.principals import Principal
 from app.lib.service import Service
-from app.lib.uow import commit
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # Built-in names sort after every registered type (as if created first), in SPEC order.
@@ -93,7 +92,7 @@ class EventTypeService(Service[EventType, EventTypeRepository]):
         ).one_or_none()
         if row is None:
             raise _event_type_exists(data.name)
-        await commit(self.session)
+        await self.uow.commit()
         return row
 
 

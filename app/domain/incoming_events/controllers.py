@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
@@ -17,6 +16,7 @@ from app.lib.dependencies import CurrentActor, Paging, Tenant
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, build_page
 from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
 
@@ -38,7 +38,7 @@ EventBody = Annotated[
 class IncomingEventController(Controller):
     path = "/events"
     tags = ["Triggers"]
-    dependencies = {"incoming": Provide(create_service_provider(IncomingEventService))}
+    dependencies = {"incoming": Provide(provide_service(IncomingEventService))}
 
     @post(
         "/",

@@ -45,14 +45,13 @@ from app.domain.incoming_events.schemas import (
 )
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.lib.correlation import current_correlation_id
-from app.lib.db import driver_connection
 from app.lib.errors import NotFound
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.schema import timestamp
 from app.lib.service import Service
 from app.lib.timerange import TimeWindow
-from app.lib.uow import commit
+from app.lib.uow import driver_connection
 
 
 class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
@@ -129,7 +128,7 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
                     )
                 )
             ).one()
-            await commit(self.session)  # nothing was written; ends the unit of work
+            await self.uow.commit()  # nothing was written; ends the unit of work
             return EventAccepted.of_stored(first.id, first.answer)
 
         matches = (
@@ -245,7 +244,7 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
             .where(IncomingEvent.id == event_id)
             .values(answer=msgspec.to_builtins(answer))
         )
-        await commit(self.session)
+        await self.uow.commit()
         FLOW_METRICS.received.inc()
         FLOW_METRICS.runs_started.labels("immediate").inc(len(started))
         FLOW_METRICS.deferred.inc(len(answer.deferred))

@@ -28,12 +28,12 @@ from app.domain.runs.schemas import (
     VariableOut,
 )
 from app.domain.runs.services import RunService
-from app.lib.idempotency import owned_session
 from app.lib.openapi import errors, json_batch, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
+from app.lib.uow import UnitOfWork
 
 __all__ = ["ExecutionReportController", "RunController"]
 
@@ -46,29 +46,21 @@ StepsBody = Annotated[list[StepIn], json_batch(1, MAX_BATCH)]
 
 
 async def provide_run_service(request: Request[Any, Any, Any], tenant_id: Tenant) -> RunService:
-    """The run service on the engine's pool (or the request's transaction, when one is owned).
+    """The run service on the request's unit of work (``app.lib.uow``).
 
-    It takes ``tenant_id`` only to chain after it, and asks the database config for the session
-    instead of depending on ``db_session``: Litestar resolves a batch of independent dependencies
-    in a task group, a sizeable share of the CPU time of the hot ``POST /runs``; chained, every
-    batch holds one. For the same reason the handlers read the caller from ``request.user``
-    (what the ``actor`` dependency returns) instead of a second dependency.
+    It takes ``tenant_id`` only to chain after it: Litestar resolves a batch of independent
+    dependencies in a task group, a sizeable share of the CPU time of the hot ``POST /runs``;
+    chained, every batch holds one. For the same reason the handlers read the caller from
+    ``request.user`` (what the ``actor`` dependency returns) instead of a second dependency.
     """
-    database = request.app.state.database
-    # A session exists only when the Idempotency-Key layer opened one (it owns the transaction).
-    return RunService(
-        session=owned_session(request.scope),
-        engine=database.get_engine(),
-        statement_pool=request.app.state.statement_pool,
-    )
+    return RunService(UnitOfWork.of_request(request))
 
 
 async def provide_report_service(
     request: Request[Any, Any, Any], tenant_id: Tenant
 ) -> ExecutionReportService:
-    """Like ``provide_run_service``: the report service on the request's session."""
-    state = request.app.state
-    return ExecutionReportService(state.database.provide_session(state, request.scope))
+    """Like ``provide_run_service``."""
+    return ExecutionReportService(UnitOfWork.of_request(request))
 
 
 _REPORT_STEPS = [

@@ -57,7 +57,7 @@ class ExecutionReportService(RunService):
     ) -> None:
         """Record (or complete) the run of the script that the incoming event triggered."""
         check_report(report)
-        async with self._transaction() as conn:
+        async with self.uow.transaction() as conn:
             # Through SQLAlchemy first: its transaction begins with its first statement, and the
             # driver statements below must run inside it (a refused report leaves no run behind).
             is_lifecycle = (
@@ -90,7 +90,7 @@ class ExecutionReportService(RunService):
         """Record (or complete) the run of the schedule's fire time ``plannedAt``."""
         check_report(report)
         planned_at = _to_millisecond(report.planned_at)
-        async with self._transaction() as conn:
+        async with self.uow.transaction() as conn:
             # Through SQLAlchemy first, for the reason given in ``report_triggered``.
             schedule = (
                 (await conn.exec_driver_sql(queries.SCHEDULE_FOR_REPORT, (schedule_id, tenant_id)))

@@ -18,25 +18,23 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
 from app.domain.runs import queries
 from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
 from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
 from app.lib.correlation import current_correlation_id
-from app.lib.db import statements
 from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.principals import Principal
-from app.lib.uow import DEFER_COMMIT
+from app.lib.uow import UnitOfWork
 
 __all__ = ["API_RUN", "RunService", "RunSource", "TriggeredStart", "start_active_runs"]
 
@@ -102,42 +100,11 @@ async def start_active_runs(
 
 
 class RunService:
-    """On the engine's pool; on a request's session only when that session owns the transaction.
+    """On the request's unit of work: one autocommitted statement per write on the hot paths, a
+    transaction where a write takes several, the request's transaction when one is held."""
 
-    ``session`` is the request's session when one was already opened for it (by the
-    Idempotency-Key layer); a plain request creates none at all.
-    """
-
-    def __init__(
-        self,
-        session: AsyncSession | None = None,
-        engine: AsyncEngine | None = None,
-        statement_pool: Any = None,
-    ) -> None:
-        self.session = session
-        self.engine: AsyncEngine = engine if engine is not None else session.bind  # type: ignore[union-attr,assignment]
-        self.statement_pool = statement_pool
-
-    @property
-    def _in_request_transaction(self) -> bool:
-        return self.session is not None and bool(self.session.info.get(DEFER_COMMIT))
-
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """One statement, one round trip; or the request's transaction when it owns one."""
-        if self._in_request_transaction:
-            yield await self.session.connection()  # type: ignore[union-attr]
-            return
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        if self._in_request_transaction:
-            yield await self.session.connection()  # type: ignore[union-attr]
-            return
-        async with self.engine.begin() as conn:
-            yield conn
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -145,7 +112,7 @@ class RunService:
         self, tenant_id: str, run_id: uuid.UUID
     ) -> tuple[Mapping[str, Any], list[Any], list[Any]]:
         """The run, its variables by key and its steps in executedAt order."""
-        async with self._autocommit() as conn:
+        async with self.uow.autocommit() as conn:
             run = (
                 await conn.execute(queries.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
             ).one_or_none()
@@ -184,7 +151,7 @@ class RunService:
             started_from=started_from,
             started_before=started_before,
         )
-        async with self._autocommit() as conn:
+        async with self.uow.autocommit() as conn:
             return [row._mapping for row in await conn.execute(statement)]
 
     # ---- writes ------------------------------------------------------------------------------
@@ -193,7 +160,7 @@ class RunService:
         self, tenant_id: str, actor: Principal, data: RunCreate, source: RunSource = API_RUN
     ) -> dict[str, Any]:
         """Start a run of a version of one of the tenant's scripts: one statement, one round trip."""
-        async with statements(self.session, self.statement_pool) as driver:
+        async with self.uow.statements() as driver:
             row = await driver.fetchrow(
                 queries.START_RUN,
                 uuid7(),
@@ -234,7 +201,7 @@ class RunService:
     ) -> list[Any]:
         """Insert or overwrite variables by key, all in one statement, only while the run is RUNNING."""
         check_variables(items)
-        async with self._autocommit() as conn:
+        async with self.uow.autocommit() as conn:
             stored = (
                 await conn.execute(
                     queries.UPSERT_VARIABLES,
@@ -261,7 +228,7 @@ class RunService:
     async def record_steps(self, tenant_id: str, run_id: uuid.UUID, items: Sequence[StepIn]) -> list[Any]:
         """Check every step against the version graph, then insert them all in one statement."""
         check_steps(items)
-        async with self._transaction() as conn:
+        async with self.uow.transaction() as conn:
             run = (
                 await conn.execute(queries.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
             ).one_or_none()
@@ -304,7 +271,7 @@ class RunService:
     async def finish_run(self, tenant_id: str, run_id: uuid.UUID, status: str) -> Mapping[str, Any]:
         """Finish a running run; the same finish again is a no-op, a different one a conflict."""
         now = _now()
-        async with self._autocommit() as conn:
+        async with self.uow.autocommit() as conn:
             finish = {
                 "run_id": run_id,
                 "tenant_id": tenant_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -19,6 +18,7 @@ from app.lib.dependencies import CurrentActor, Paging, Tenant
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, build_page
 from app.lib.schema import timestamp
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 
 ScheduleCreateBody = Annotated[
@@ -43,7 +43,7 @@ def _schedule_out(row: Schedule) -> ScheduleOut:
 class ScriptScheduleController(Controller):
     path = "/scripts/{script_id:uuid}/schedules"
     tags = ["Triggers"]
-    dependencies = {"schedules": Provide(create_service_provider(ScheduleService))}
+    dependencies = {"schedules": Provide(provide_service(ScheduleService))}
 
     @post(
         "/",
@@ -92,7 +92,7 @@ class ScriptScheduleController(Controller):
 class ScheduleController(Controller):
     path = "/schedules"
     tags = ["Triggers"]
-    dependencies = {"schedules": Provide(create_service_provider(ScheduleService))}
+    dependencies = {"schedules": Provide(provide_service(ScheduleService))}
 
     @get("/{schedule_id:uuid}", summary="Get a schedule", responses=errors(400, 401, 403, 404))
     async def get_schedule(

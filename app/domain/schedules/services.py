@@ -26,7 +26,6 @@ from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
-from app.lib.uow import commit
 
 __all__ = ["NEXT_FIRE_TIMES_SHOWN", "ScheduleService", "cron_schedule", "next_fire_times"]
 
@@ -139,7 +138,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
             updated_at=now,
         )
         self.session.add(row)
-        await commit(self.session)
+        await self.uow.commit()
         return row
 
     async def update_schedule(
@@ -173,7 +172,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
             row.last_error = None
             row.updated_by_id = actor.id
             row.updated_at = now
-        await commit(self.session)
+        await self.uow.commit()
         return row
 
     async def delete_schedule(self, tenant_id: str, schedule_id: uuid.UUID) -> None:
@@ -188,7 +187,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         )
         if deleted is None and not await self.session.scalar(select(exists().where(*mine))):
             raise _not_found()
-        await commit(self.session)
+        await self.uow.commit()
 
 
 def _not_found() -> NotFound:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
@@ -32,8 +31,10 @@ from app.lib.etag import IF_MATCH_PATTERN, parse_if_match
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
+from app.lib.uow import UnitOfWork
 
 __all__ = ["AuditController", "ScriptController"]
 
@@ -71,10 +72,7 @@ async def provide_script_service(request: Request[Any, Any, Any], tenant_id: Ten
     ``request.user``: Litestar resolves a batch of several independent dependencies in a task
     group, a sizeable share of a short request's CPU time; chained, every batch holds one.
     """
-    state = request.app.state
-    return ScriptService(
-        session=state.database.provide_session(state, request.scope), statement_pool=state.statement_pool
-    )
+    return ScriptService(uow=UnitOfWork.of_request(request))
 
 
 def _with_etag(detail: ScriptDetail, etag: str, status_code: int = HTTP_200_OK) -> Response[ScriptDetail]:
@@ -330,7 +328,7 @@ class AuditController(Controller):
     path = "/audit"
     tags = ["Scripts"]
     dependencies = {
-        "audit": Provide(create_service_provider(AuditService)),
+        "audit": Provide(provide_service(AuditService)),
         "window": Provide(provide_time_window),
     }
 

@@ -18,7 +18,8 @@ from sqlalchemy import and_, insert, or_, select, update
 from uuid_utils.compat import uuid7
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
-from app.lib.db import Row, statements
+from app.lib.db import Row
+from app.lib.uow import UnitOfWork
 
 __all__ = ["AuditRepository", "ScriptRepository", "VersionRepository"]
 
@@ -64,15 +65,15 @@ SELECT * FROM created
 class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
     model_type = Script
 
-    async def get_detail_row(self, script_id: uuid.UUID, tenant_id: str, pool: Any) -> Row | None:
+    async def get_detail_row(self, uow: UnitOfWork, script_id: uuid.UUID, tenant_id: str) -> Row | None:
         """The script and its active version (``v_*`` columns) in one statement."""
-        async with statements(self.session, pool) as connection:
+        async with uow.statements() as connection:
             row = await connection.fetchrow(GET_DETAIL, script_id, tenant_id)
         return None if row is None else Row(row)
 
-    async def create_row(self, pool: Any, *values: Any) -> Row | None:
+    async def create_row(self, uow: UnitOfWork, *values: Any) -> Row | None:
         """``CREATE_SCRIPT`` with its parameters; None when the slug is taken."""
-        async with statements(self.session, pool) as connection:
+        async with uow.statements() as connection:
             row = await connection.fetchrow(CREATE_SCRIPT, *values)
         return None if row is None else Row(row)
 

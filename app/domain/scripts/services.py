@@ -27,13 +27,13 @@ from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
 from app.lib.correlation import current_correlation_id
-from app.lib.db import Row, constraint_name, driver_connection
+from app.lib.db import Row, constraint_name
 from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.service import Service
-from app.lib.uow import commit
+from app.lib.uow import driver_connection
 
 __all__ = ["ScriptService", "ensure_script", "script_etag"]
 
@@ -54,10 +54,6 @@ def _now() -> datetime.datetime:
 class ScriptService(Service[Script, ScriptRepository]):
     repository_type = ScriptRepository
 
-    def __init__(self, *, statement_pool: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.statement_pool = statement_pool
-
     @cached_property
     def versions(self) -> VersionRepository:
         return VersionRepository(session=self.session)
@@ -70,7 +66,7 @@ class ScriptService(Service[Script, ScriptRepository]):
 
     async def get_detail_row(self, tenant_id: str, script_id: uuid.UUID) -> Row:
         """The script and its active version in one statement (the hot read of the editor)."""
-        row = await self.repository.get_detail_row(script_id, tenant_id, self.statement_pool)
+        row = await self.repository.get_detail_row(self.uow, script_id, tenant_id)
         if row is None:
             raise _script_not_found()
         return row
@@ -154,7 +150,7 @@ class ScriptService(Service[Script, ScriptRepository]):
         """The script, its CREATE audit entry and its Script.Created event, in one statement."""
         now = _now()
         row = await self.repository.create_row(
-            self.statement_pool,
+            self.uow,
             uuid7(),
             tenant_id,
             data.name,
@@ -226,9 +222,9 @@ class ScriptService(Service[Script, ScriptRepository]):
                         ScriptArchivedPayload(script_id=str(script.id), actor_id=actor.id)
                     ),
                 )
-            await commit(self.session)
+            await self.uow.commit()
         else:
-            await commit(self.session)  # nothing changed: ends the unit of work, releasing the lock
+            await self.uow.commit()  # nothing changed: ends the unit of work, releasing the lock
         return await self.get_detail(tenant_id, script_id)
 
     async def create_version(
@@ -267,7 +263,7 @@ class ScriptService(Service[Script, ScriptRepository]):
                 )
             ),
         )
-        await commit(self.session)
+        await self.uow.commit()
         return version
 
     async def publish(
@@ -284,7 +280,7 @@ class ScriptService(Service[Script, ScriptRepository]):
         if active is not None and active.id == target.id:
             # Already the active version: nothing changes. Committing the empty transaction
             # releases the row lock and, unlike a rollback, keeps the loaded rows usable.
-            await commit(self.session)
+            await self.uow.commit()
             return script, target
         if script.status == "ARCHIVED":
             raise Conflict("The script is archived; restore it before publishing.", code="SCRIPT_ARCHIVED")
@@ -314,7 +310,7 @@ class ScriptService(Service[Script, ScriptRepository]):
                 )
             ),
         )
-        await commit(self.session)
+        await self.uow.commit()
         return script, target
 
     # ---- helpers -----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar.providers import create_service_provider
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
@@ -18,6 +17,7 @@ from app.domain.subscriptions.services import SubscriptionService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
 from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, build_page
+from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 
 SubscriptionBody = Annotated[
@@ -43,7 +43,7 @@ class SubscriptionController(Controller):
 
     path = "/subjects/{subject:str}/subscriptions/triggers"
     tags = ["Trigger subscriptions"]
-    dependencies = {"subscriptions": Provide(create_service_provider(SubscriptionService))}
+    dependencies = {"subscriptions": Provide(provide_service(SubscriptionService))}
 
     @post(
         "/",

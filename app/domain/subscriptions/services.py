@@ -26,13 +26,12 @@ from app.domain.incoming_events.flow_control import (
 )
 from app.domain.scripts.services import ensure_script
 from app.domain.subscriptions.schemas import SUBJECT_PATTERN, SubscriptionCreate
-from app.lib.db import driver_connection
 from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
-from app.lib.uow import commit
+from app.lib.uow import driver_connection
 
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 
@@ -129,7 +128,7 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
                 "delete it first.",
                 code="SUBSCRIPTION_EXISTS",
             )
-        await commit(self.session)
+        await self.uow.commit()
         return row
 
     async def unsubscribe(self, tenant_id: str, subject: str, subscription_id: uuid.UUID) -> None:
@@ -156,4 +155,4 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
             await cancel_for_subscription(
                 await driver_connection(self.session), tenant_id, subscription_id, now
             )
-        await commit(self.session)
+        await self.uow.commit()
