@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import Settings
 from app.db.engine import upgrade_database
-from app.domain.runs.queries import list_runs
+from app.domain.runs.repositories import list_runs
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.pagination import PageParams, encode_cursor
 

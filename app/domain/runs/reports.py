@@ -27,7 +27,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
-from app.domain.runs import queries
+from app.domain.runs import repositories
 from app.domain.runs.schemas import ExecutionReport, ScheduledExecutionReport, check_report
 from app.domain.runs.services import (
     RunService,
@@ -61,14 +61,14 @@ class ExecutionReportService(RunService):
             # Through SQLAlchemy first: its transaction begins with its first statement, and the
             # driver statements below must run inside it (a refused report leaves no run behind).
             is_lifecycle = (
-                await conn.exec_driver_sql(queries.INCOMING_EVENT_IS_LIFECYCLE, (event_id, tenant_id))
+                await conn.exec_driver_sql(repositories.INCOMING_EVENT_IS_LIFECYCLE, (event_id, tenant_id))
             ).scalar()
             driver = await _driver(conn)
             if is_lifecycle is None:
                 raise NotFound("No incoming event with this id.")
 
             def find() -> Awaitable[asyncpg.Record | None]:
-                return driver.fetchrow(queries.EVENT_RUN_FOR_UPDATE, event_id, script_id, tenant_id)
+                return driver.fetchrow(repositories.EVENT_RUN_FOR_UPDATE, event_id, script_id, tenant_id)
 
             run = await find()
             if run is None:
@@ -93,7 +93,7 @@ class ExecutionReportService(RunService):
         async with self.uow.transaction() as conn:
             # Through SQLAlchemy first, for the reason given in ``report_triggered``.
             schedule = (
-                (await conn.exec_driver_sql(queries.SCHEDULE_FOR_REPORT, (schedule_id, tenant_id)))
+                (await conn.exec_driver_sql(repositories.SCHEDULE_FOR_REPORT, (schedule_id, tenant_id)))
                 .mappings()
                 .one_or_none()
             )
@@ -102,7 +102,9 @@ class ExecutionReportService(RunService):
                 raise NotFound("No schedule with this id for this script.")
 
             def find() -> Awaitable[asyncpg.Record | None]:
-                return driver.fetchrow(queries.SCHEDULED_RUN_FOR_UPDATE, schedule_id, planned_at, tenant_id)
+                return driver.fetchrow(
+                    repositories.SCHEDULED_RUN_FOR_UPDATE, schedule_id, planned_at, tenant_id
+                )
 
             run = await find()
             if run is None:
@@ -129,7 +131,7 @@ class ExecutionReportService(RunService):
     ) -> asyncpg.Record:
         started_at = _to_millisecond(report.started_at) if report.started_at is not None else _now()
         run = await driver.fetchrow(
-            queries.START_RUN_ONCE,
+            repositories.START_RUN_ONCE,
             uuid7(),
             tenant_id,
             script_id,
@@ -151,7 +153,7 @@ class ExecutionReportService(RunService):
         run = await find()
         if run is not None:
             return run
-        if not await driver.fetchval(queries.SCRIPT_EXISTS, script_id, tenant_id):
+        if not await driver.fetchval(repositories.SCRIPT_EXISTS, script_id, tenant_id):
             raise NotFound("No script with this id.")
         raise Unprocessable(
             f"Version {report.version} of this script does not exist.",
@@ -170,11 +172,11 @@ class ExecutionReportService(RunService):
             )
         run_id = run["id"]
         located = (
-            await conn.execute(queries.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
+            await conn.execute(repositories.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
         ).one()
         node_types = node_type_cache.get(located.version_id)
         if node_types is None:
-            nodes = await conn.scalar(queries.VERSION_NODES, {"version_id": located.version_id})
+            nodes = await conn.scalar(repositories.VERSION_NODES, {"version_id": located.version_id})
             node_types = node_types_of(nodes)
             node_type_cache.put(located.version_id, node_types)
         problems = step_problems(report.steps, node_types)
@@ -186,7 +188,7 @@ class ExecutionReportService(RunService):
             )
         now = _now()
         added = (
-            await conn.execute(queries.INSERT_NEW_STEPS, _step_params(tenant_id, run_id, report, now))
+            await conn.execute(repositories.INSERT_NEW_STEPS, _step_params(tenant_id, run_id, report, now))
         ).all()
         if run["status"] != "RUNNING":
             if added or (report.status is not None and report.status != run["status"]):
@@ -195,7 +197,7 @@ class ExecutionReportService(RunService):
         if report.status is not None:
             ended_at = _to_millisecond(report.ended_at) if report.ended_at is not None else now
             await conn.execute(
-                queries.FINISH_RUN,
+                repositories.FINISH_RUN,
                 {
                     "run_id": run_id,
                     "tenant_id": tenant_id,

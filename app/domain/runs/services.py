@@ -27,7 +27,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
-from app.domain.runs import queries
+from app.domain.runs import repositories
 from app.domain.runs.schemas import RunCreate, StepIn, VariableIn, check_steps, check_variables
 from app.domain.runs.steps import NodeTypeCache, node_types_of, step_problems
 from app.lib.correlation import current_correlation_id
@@ -84,7 +84,7 @@ async def start_active_runs(
     if not starts:
         return []
     return await connection.fetch(
-        queries.START_ACTIVE_RUNS,
+        repositories.START_ACTIVE_RUNS,
         [uuid7() for _ in starts],
         [s.tenant_id for s in starts],
         [s.script_id for s in starts],
@@ -114,12 +114,12 @@ class RunService:
         """The run, its variables by key and its steps in executedAt order."""
         async with self.uow.autocommit() as conn:
             run = (
-                await conn.execute(queries.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
+                await conn.execute(repositories.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
             ).one_or_none()
             if run is None:
                 raise _run_not_found()
-            variables = (await conn.execute(queries.RUN_VARIABLES, {"run_id": run_id})).all()
-            steps = (await conn.execute(queries.RUN_STEPS, {"run_id": run_id})).all()
+            variables = (await conn.execute(repositories.RUN_VARIABLES, {"run_id": run_id})).all()
+            steps = (await conn.execute(repositories.RUN_STEPS, {"run_id": run_id})).all()
         return run._mapping, list(variables), list(steps)
 
     async def list_runs(
@@ -141,7 +141,7 @@ class RunService:
                 "`from` must not be after `to`.",
                 details=[{"field": "from", "message": "is after `to`", "source": "query"}],
             )
-        statement = queries.list_runs(
+        statement = repositories.list_runs(
             tenant_id,
             page,
             script_id=script_id,
@@ -162,7 +162,7 @@ class RunService:
         """Start a run of a version of one of the tenant's scripts: one statement, one round trip."""
         async with self.uow.statements() as driver:
             row = await driver.fetchrow(
-                queries.START_RUN,
+                repositories.START_RUN,
                 uuid7(),
                 tenant_id,
                 data.script_id,
@@ -179,7 +179,7 @@ class RunService:
                 current_correlation_id(),
             )
             if row is None:
-                script_status = await driver.fetchval(queries.SCRIPT_STATUS, data.script_id, tenant_id)
+                script_status = await driver.fetchval(repositories.SCRIPT_STATUS, data.script_id, tenant_id)
         if row is None:
             if script_status is None:
                 raise NotFound("No script with this id.")
@@ -204,7 +204,7 @@ class RunService:
         async with self.uow.autocommit() as conn:
             stored = (
                 await conn.execute(
-                    queries.UPSERT_VARIABLES,
+                    repositories.UPSERT_VARIABLES,
                     {
                         "run_id": run_id,
                         "tenant_id": tenant_id,
@@ -230,7 +230,7 @@ class RunService:
         check_steps(items)
         async with self.uow.transaction() as conn:
             run = (
-                await conn.execute(queries.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
+                await conn.execute(repositories.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
             ).one_or_none()
             if run is None:
                 raise _run_not_found()
@@ -238,7 +238,7 @@ class RunService:
                 raise _run_finished(run.status)
             node_types = node_type_cache.get(run.version_id)
             if node_types is None:
-                nodes = await conn.scalar(queries.VERSION_NODES, {"version_id": run.version_id})
+                nodes = await conn.scalar(repositories.VERSION_NODES, {"version_id": run.version_id})
                 node_types = node_types_of(nodes)
                 node_type_cache.put(run.version_id, node_types)
             problems = step_problems(items, node_types)
@@ -250,7 +250,7 @@ class RunService:
                 )
             stored = (
                 await conn.execute(
-                    queries.INSERT_STEPS,
+                    repositories.INSERT_STEPS,
                     {
                         "run_id": run_id,
                         "tenant_id": tenant_id,
@@ -280,11 +280,11 @@ class RunService:
                 "ended_at": now,
                 "correlation_id": current_correlation_id(),
             }
-            run = (await conn.execute(queries.FINISH_RUN, finish)).one_or_none()
+            run = (await conn.execute(repositories.FINISH_RUN, finish)).one_or_none()
             if run is not None:
                 return run._mapping
             current = (
-                await conn.execute(queries.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
+                await conn.execute(repositories.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
             ).one_or_none()
         if current is None:
             raise _run_not_found()
@@ -295,7 +295,7 @@ class RunService:
     # ---- helpers -----------------------------------------------------------------------------
 
     async def _explain_not_running(self, conn: AsyncConnection, tenant_id: str, run_id: uuid.UUID) -> None:
-        status = await conn.scalar(queries.RUN_STATUS, {"run_id": run_id, "tenant_id": tenant_id})
+        status = await conn.scalar(repositories.RUN_STATUS, {"run_id": run_id, "tenant_id": tenant_id})
         if status is None:
             raise _run_not_found()
         raise _run_finished(status)

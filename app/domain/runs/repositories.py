@@ -1,4 +1,4 @@
-"""The SQL of runs, variables and steps, built once at import.
+"""All SQL of runs, variables and steps, built once at import.
 
 Statements are SQLAlchemy Core (compiled once, then served from its cache) except the one that
 starts a run: that is the hot path, so it is plain SQL handed straight to the asyncpg driver.
