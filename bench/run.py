@@ -1,23 +1,29 @@
 """The benchmark suite: ``python bench/run.py`` (from the project root, test extra installed).
 
-Starts a fresh embedded PostgreSQL, the app and the bare baseline app (``bench/bare_app.py``)
-as real processes, drives each measure with the loopback load generator (``bench/loadgen.py``),
-bounded in time, and prints one table: measure, goal, result, the baseline measured in the same
-run, and the ratio. Each throughput figure is the median of ``--repeat`` runs (3).
+Starts a fresh embedded PostgreSQL, the app as a user runs it (``scriptworks run``: one process,
+its worker on, default logging) and each measure's baseline as real processes, drives HTTP load
+with ``wrk`` (a C load generator; installed with ``apt-get install -y wrk`` when missing), and
+prints one table: measure, goal, result, the baseline measured in the same run, and the ratio.
+App and baseline runs alternate; each throughput figure is the median of ``--repeat`` runs (3).
+Every HTTP row also gives p50/p99 latency and the CPU per request of the app, of PostgreSQL
+(this bench's server and its backends) and of wrk.
 
 ``--quick`` shortens every measure (for trying the harness, not for figures);
-``--only name,name`` runs a subset: http (POST /runs, POST /scripts, GET /scripts/{id}), drain,
-latency, fanout, seed (the 1M-run seed and the list measure on it).
+``--only name,name`` runs a subset: http (POST /runs, POST /commands, POST /scripts,
+GET /scripts/{id}), drain, latency, fanout, seed (the 1M-run seed and the list measure on it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +37,7 @@ from app.config import Settings  # noqa: E402
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.engine import upgrade_database  # noqa: E402
 from bench import scenarios  # noqa: E402
+from bench.wrk import ensure_wrk  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 TENANT = "bench"
@@ -76,24 +83,54 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def describe_machine(postgres_version: str) -> str:
+    """nproc, CPU model, RAM, and the versions that matter, as one block."""
+    from importlib.metadata import version
+
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("litestar", "uvicorn", "uvloop", "asyncpg", "msgspec")
+    )
+    wrk = subprocess.run([ensure_wrk(), "--version"], capture_output=True, text=True)
+    wrk_version = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
+    return (
+        f"machine: nproc {os.cpu_count()}, {model}, {memory:.1f} GiB RAM, load average {load}\n"
+        f"software: Python {platform.python_version()}, PostgreSQL {postgres_version} (embedded), "
+        f"{packages}, {wrk_version}"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_fd_limit()
     folder = Path(tempfile.mkdtemp(prefix="scriptworks-bench-"))
     folder.chmod(0o755)
-    print(f"cores: {os.cpu_count()}; data: fresh embedded PostgreSQL; repeat: {args.repeat}", flush=True)
+    ensure_wrk()
     server = await asyncio.to_thread(EmbeddedPostgres.ensure_started, folder / "pgdata")
     url = server.url()
     await asyncio.to_thread(upgrade_database, Settings(database_url=url))
+    postgres_version = await scenarios.server_version(url)
+    print(describe_machine(postgres_version), flush=True)
+    quick = "--quick, " if args.quick else ""
+    print(f"run: {quick}repeat {args.repeat}, data: a fresh embedded PostgreSQL", flush=True)
+    # The app as a user runs it: the defaults, but for the database, a token, and handler
+    # delay 0 (the worker's fake work would otherwise be sleep, not CPU).
     env = {
         "DATABASE_URL": url,
         "AUTH_TOKENS": f"{TOKEN}=bench:admin@*",
         "MIGRATE_ON_START": "false",
-        "LOG_LEVEL": "WARNING",
-        "WORKER_ENABLED": "false",
         "WORKER_FAKE_DELAY_MS": "0",
-        # Throughput is measured here, not the per-tenant limits: one tenant sends it all.
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-        "RATE_LIMIT_WRITES_PER_MINUTE": "100000000",
+        # Throughput is measured here, not the per-tenant limits: one tenant sends it all. The
+        # limits are still counted on every request.
+        "RATE_LIMIT_PER_MINUTE": "1000000000",
+        "RATE_LIMIT_WRITES_PER_MINUTE": "1000000000",
+        "RATE_LIMIT_COMMANDS_PER_MINUTE": "1000000000",
     }
     only = set(args.only.split(",")) if args.only else None
     rows: list[Row] = []
@@ -105,7 +142,6 @@ async def main(args: argparse.Namespace) -> None:
         tenant=TENANT,
         quick=args.quick,
         repeat=args.repeat,
-        workers=args.workers,
         processes=processes,
         server=server,
     )
@@ -132,5 +168,10 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="short runs, to try the harness")
     parser.add_argument("--only", default="", help="comma-separated measures to run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per throughput measure (median)")
-    parser.add_argument("--workers", type=int, default=2, help="HTTP worker processes of each app")
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:  # the clients then run on the default loop
+        asyncio.run(main(arguments))
+    else:
+        uvloop.run(main(arguments))

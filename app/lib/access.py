@@ -143,8 +143,12 @@ def allowed(scope: Scope) -> bool:
     return access is not None and (access.public or (principal is not None and access.allows(principal)))
 
 
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """The app-wide guard: 403 FORBIDDEN unless one of the principal's roles may call the route."""
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The app-wide guard: 403 FORBIDDEN unless one of the principal's roles may call the route.
+
+    A coroutine although it never awaits: Litestar runs a plain function guard in a worker
+    thread, a thread hop on every request (a fifth of a short request's CPU, profiled).
+    """
     method, template = _operation(connection.scope)
     if method in _AUTOMATIC:
         return

@@ -20,6 +20,8 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from uuid_utils.compat import uuid7
 
+from app.lib.logging import FastLogger
+
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,7 +70,7 @@ def _from_headers(scope: Scope | dict[str, Any]) -> str | None:
     return None
 
 
-access_log = structlog.get_logger("app.access")
+access_log = FastLogger("app.access")
 
 
 class CorrelationIdMiddleware(ASGIMiddleware):
