@@ -25,8 +25,18 @@ class Service(SQLAlchemyAsyncRepositoryService[ModelT, RepoT]):  # type: ignore[
     ``self.uow`` for ending the change and for plain statements."""
 
     def __init__(self, *, uow: UnitOfWork, **kwargs: Any) -> None:
-        super().__init__(session=uow.session, **kwargs)
+        # The repository, and with it the ORM session, is made when first used: a service's
+        # single-statement paths (reading one script, accepting a command) make neither.
         self.uow = uow
+        self._service_options = kwargs
+        self._has_repository = False
+
+    @property
+    def repository(self) -> RepoT:
+        if not self._has_repository:
+            super().__init__(session=self.uow.session, **self._service_options)
+            self._has_repository = True
+        return super().repository
 
     @property
     def session(self) -> AsyncSession:

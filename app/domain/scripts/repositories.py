@@ -21,7 +21,7 @@ from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.lib.db import Row
 from app.lib.uow import UnitOfWork
 
-__all__ = ["AuditRepository", "ScriptRepository", "VersionRepository"]
+__all__ = ["AuditRepository", "ScriptRepository", "VersionRepository", "create_row", "get_detail_row"]
 
 SCRIPT_COLUMNS = (
     "id, tenant_id, name, slug, description, status, active_version_id, latest_version, labels, "
@@ -62,20 +62,23 @@ SELECT * FROM created
 """
 
 
+async def get_detail_row(uow: UnitOfWork, script_id: uuid.UUID, tenant_id: str) -> Row | None:
+    """The script and its active version (``v_*`` columns) in one statement, on the unit of
+    work's statements (no ORM session)."""
+    async with uow.statements() as connection:
+        row = await connection.fetchrow(GET_DETAIL, script_id, tenant_id)
+    return None if row is None else Row(row)
+
+
+async def create_row(uow: UnitOfWork, *values: Any) -> Row | None:
+    """``CREATE_SCRIPT`` with its parameters; None when the slug is taken."""
+    async with uow.statements() as connection:
+        row = await connection.fetchrow(CREATE_SCRIPT, *values)
+    return None if row is None else Row(row)
+
+
 class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
     model_type = Script
-
-    async def get_detail_row(self, uow: UnitOfWork, script_id: uuid.UUID, tenant_id: str) -> Row | None:
-        """The script and its active version (``v_*`` columns) in one statement."""
-        async with uow.statements() as connection:
-            row = await connection.fetchrow(GET_DETAIL, script_id, tenant_id)
-        return None if row is None else Row(row)
-
-    async def create_row(self, uow: UnitOfWork, *values: Any) -> Row | None:
-        """``CREATE_SCRIPT`` with its parameters; None when the slug is taken."""
-        async with uow.statements() as connection:
-            row = await connection.fetchrow(CREATE_SCRIPT, *values)
-        return None if row is None else Row(row)
 
     async def get_with_active(
         self, script_id: uuid.UUID, tenant_id: str

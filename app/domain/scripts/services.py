@@ -22,7 +22,7 @@ from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.domain.events.schemas import ScriptArchivedPayload, ScriptPublishedPayload, VersionCreatedPayload
 from app.domain.events.store import append_event
 from app.domain.incoming_events.flow_control import cancel_for_script
-from app.domain.scripts import diff
+from app.domain.scripts import diff, repositories
 from app.domain.scripts.graph import validate_graph
 from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
@@ -66,7 +66,7 @@ class ScriptService(Service[Script, ScriptRepository]):
 
     async def get_detail_row(self, tenant_id: str, script_id: uuid.UUID) -> Row:
         """The script and its active version in one statement (the hot read of the editor)."""
-        row = await self.repository.get_detail_row(self.uow, script_id, tenant_id)
+        row = await repositories.get_detail_row(self.uow, script_id, tenant_id)
         if row is None:
             raise _script_not_found()
         return row
@@ -149,7 +149,7 @@ class ScriptService(Service[Script, ScriptRepository]):
     async def create_script(self, tenant_id: str, actor: Principal, data: ScriptCreate) -> Row:
         """The script, its CREATE audit entry and its Script.Created event, in one statement."""
         now = _now()
-        row = await self.repository.create_row(
+        row = await repositories.create_row(
             self.uow,
             uuid7(),
             tenant_id,
