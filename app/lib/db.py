@@ -59,3 +59,10 @@ class Row:
             return self._record[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    # By name, as a mapping: what ``Out.of`` reads (no failed attribute lookup per column).
+    def keys(self) -> Any:
+        return self._record.keys()
+
+    def __getitem__(self, name: str) -> Any:
+        return self._record[name]
