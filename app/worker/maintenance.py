@@ -46,12 +46,34 @@ DELETE FROM events WHERE id IN (
 """
 # Incoming events (UUIDv7 ids, like runs) past the event retention that no retained run names
 # as its triggering event: traceability (run → triggeringEventId) holds as long as the run does.
+# Nor an event folded into a debounce window still pending: its run has yet to start from it.
 _PRUNE_INCOMING = """
 DELETE FROM incoming_events WHERE id IN (
     SELECT ie.id FROM incoming_events AS ie
     WHERE ie.id < $2 AND ie.created_at < $3
       AND NOT EXISTS (SELECT FROM runs AS r WHERE r.triggering_event_id = ie.id)
+      AND NOT EXISTS (
+          SELECT FROM incoming_event_outcomes AS o JOIN deferred_runs AS d ON d.id = o.deferred_run_id
+          WHERE o.event_id = ie.id AND d.status = 'PENDING')
     ORDER BY ie.id LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+# Closed debounce windows past the event retention with none of their events left (the outcomes
+# of an incoming event a retained run names keep its window), and flow rows untouched for the
+# event retention and at least a day (the longest throttle window) whose window is not pending:
+# a new event makes the row again.
+_PRUNE_WINDOWS = """
+DELETE FROM deferred_runs WHERE id IN (
+    SELECT d.id FROM deferred_runs AS d
+    WHERE d.status <> 'PENDING' AND d.closed_at < $2
+      AND NOT EXISTS (SELECT FROM incoming_event_outcomes AS o WHERE o.deferred_run_id = d.id)
+    ORDER BY d.closed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+_PRUNE_FLOWS = """
+DELETE FROM trigger_flows WHERE (subscription_id, subject) IN (
+    SELECT f.subscription_id, f.subject FROM trigger_flows AS f
+    WHERE f.updated_at < $2
+      AND NOT EXISTS (SELECT FROM deferred_runs AS d WHERE d.id = f.open_window_id AND d.status = 'PENDING')
+    ORDER BY f.updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
 _PRUNE_COMMANDS = """
 DELETE FROM commands WHERE id IN (
@@ -107,6 +129,11 @@ async def prune(
         # After the runs: an incoming event goes once no retained run refers to it.
         "incoming_events": await _in_batches(
             pool, _PRUNE_INCOMING, uuid7_floor(events_cutoff), events_cutoff, batch=batch
+        ),
+        # After the incoming events, whose outcomes hold their windows.
+        "deferred_runs": await _in_batches(pool, _PRUNE_WINDOWS, events_cutoff, batch=batch),
+        "trigger_flows": await _in_batches(
+            pool, _PRUNE_FLOWS, min(events_cutoff, now - datetime.timedelta(days=1)), batch=batch
         ),
         "commands": await _in_batches(pool, _PRUNE_COMMANDS, commands_cutoff, batch=batch),
         "idempotency_keys": await purge_expired_idempotency_keys(pool, now=now, batch=batch),

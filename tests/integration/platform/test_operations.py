@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.config import Settings
 from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
+from app.worker.deferred_runs import DeferredRunStarter
 from app.worker.maintenance import Retention, prune
 from tests.conftest import make_settings, process_env
 from tests.support.api import ADMIN_TOKEN, Api, assert_error, new_tenant
@@ -23,6 +24,7 @@ from tests.support.runs import script_with_version
 from tests.support.server import ServerProcess, free_port
 from tests.support.triggers import event_type, post_event, published_script, subscribe
 from tests.support.waiting import eventually
+from tests.support.workers import Standalone
 
 # ---- readiness -------------------------------------------------------------------------------
 
@@ -253,3 +255,48 @@ async def test_metrics_show_the_outbox_per_tenant_with_the_rest_as_other(fresh_d
         "scriptworks_outbox_tenant_pending{tenant=other}": 2,
     }
     assert samples["scriptworks_outbox_tenant_oldest_pending_age_seconds{tenant=deep}"] >= 0
+
+
+async def test_retention_removes_closed_debounce_windows_and_idle_flows_with_their_events(
+    private_api: tuple[Api, Settings],
+) -> None:
+    api, settings = private_api
+    name = await event_type(api)
+    script_id = await published_script(api)
+    subscribed = await api.post(
+        "/subjects/hall/subscriptions/triggers",
+        json={"eventName": name, "scriptId": script_id, "flowControl": {"debounceSeconds": 5}},
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    event = await post_event(api, name, "hall")
+    assert len(event["deferred"]) == 1
+    assert settings.database_url is not None
+    in_three_days = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
+    short = Retention(runs_days=1, events_days=1, commands_days=1)
+
+    pool = await asyncpg.create_pool(**asyncpg_connect_kwargs(settings.database_url), min_size=1, max_size=2)
+    starter = Standalone(lambda shared: DeferredRunStarter(settings, shared), settings.database_url)
+    await starter.open()
+    try:
+        pending = await prune(
+            pool, Retention(runs_days=10, events_days=1, commands_days=1), now=in_three_days
+        )
+        # the pending window and its event wait for the worker; its flow row holds the window
+        assert (pending["incoming_events"], pending["deferred_runs"], pending["trigger_flows"]) == (0, 0, 0)
+
+        assert await starter.run_once(now=in_three_days) == 1
+        kept = await prune(pool, Retention(runs_days=10, events_days=1, commands_days=1), now=in_three_days)
+        # the run the window started is retained, so is its triggering event and the window
+        assert (kept["incoming_events"], kept["deferred_runs"], kept["trigger_flows"]) == (0, 0, 1)
+
+        # the run started at the pass's time: two days later everything of the window is past
+        gone = await prune(pool, short, now=in_three_days + datetime.timedelta(days=2))
+        windows = await pool.fetchval("SELECT count(*) FROM deferred_runs WHERE tenant_id = $1", api.tenant)
+        flows = await pool.fetchval("SELECT count(*) FROM trigger_flows WHERE tenant_id = $1", api.tenant)
+    finally:
+        await starter.stop()
+        await pool.close()
+
+    assert (gone["runs"], gone["incoming_events"], gone["deferred_runs"]) == (1, 1, 1)
+    assert (windows, flows) == (0, 0)
+    assert_error(await api.get(f"/events/incoming/{event['eventId']}"), 404, "NOT_FOUND")
