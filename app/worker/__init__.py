@@ -12,7 +12,7 @@ import asyncio
 import signal
 
 import anyio
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
 from app.config import Settings
@@ -54,10 +54,10 @@ class _WorkerCollector:
 
 
 def serve_worker_metrics(worker: OutboxWorker, port: int) -> None:
-    """A standalone worker has no HTTP API; with METRICS_PORT it serves /metrics on its own."""
-    registry = CollectorRegistry()
-    registry.register(_WorkerCollector(worker))
-    start_http_server(port, registry=registry)
+    """A standalone worker has no HTTP API; with METRICS_PORT it serves /metrics on its own: the
+    outbox counters, and this process's own (the deferred runs it started, by flow control)."""
+    REGISTRY.register(_WorkerCollector(worker))
+    start_http_server(port, registry=REGISTRY)
 
 
 # Connections of the shared pool that an in-process worker's loops may hold at once, added to

@@ -203,6 +203,7 @@ async def test_a_standalone_worker_serves_its_own_metrics(fresh_database_url: st
     samples = _samples(response.text)
     assert samples["scriptworks_worker_claimed_total{}"] == 0
     assert "scriptworks_worker_completed_total{}" in samples
+    assert "scriptworks_trigger_events_received_total{}" in samples  # flow control's counters too
 
 
 async def _get_or_none(client: httpx.AsyncClient, url: str) -> httpx.Response | None:
