@@ -1,17 +1,10 @@
-"""``GET /events/stream``: Server-Sent Events for browsers and integration clients.
-
-Order of work on connect: subscribe to the hub first, then replay from the table (after
-``Last-Event-ID`` / ``since``, or the whole correlation with ``correlationId`` and no cursor),
-then stream live, dropping anything at or before the last position already sent, so nothing
-falls between replay and live. The stream holds no pooled database session: replay uses the
-hub's own small pool, a page at a time.
-"""
+"""``GET /events/stream``: Server-Sent Events for browsers and integration clients, and the
+stream tickets that open it (``POST /events/stream-tickets``). What a stream sends, replay
+then live: ``app.domain.events.services``."""
 
 from __future__ import annotations
 
-import datetime
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
@@ -22,12 +15,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from app.config import Settings
 from app.domain.events.hub import EventHub
-from app.domain.events.schemas import StreamFrame, StreamNotice
-from app.domain.events.store import START, Position, position_of, read_after
+from app.domain.events.schemas import StreamFrame
+from app.domain.events.services import ping, stream
 from app.lib.auth import STREAM_AUTH_OPT, Authenticator
 from app.lib.errors import TenantRequired, ValidationFailed
 from app.lib.openapi import errors
@@ -86,56 +79,6 @@ def _event_id(value: str | None, field: str) -> int | None:
             details=[{"field": field, "message": f"must be an integer from 0 to {MAX_EVENT_ID}"}],
         )
     return number
-
-
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(data=timestamp(datetime.datetime.now(datetime.UTC)), event="ping")
-
-
-async def _stream(
-    hub: EventHub,
-    tenant_id: str,
-    cursor: int | None,
-    correlation_id: str | None,
-    events: frozenset[str] | None,
-    cut_off: anyio.CancelScope,
-) -> AsyncIterator[ServerSentEvent | bytes]:
-    # Subscribe before replaying: whatever commits meanwhile is queued, and deduplicated below.
-    subscription = hub.subscribe(tenant_id, correlation_id=correlation_id, events=events)
-    subscription.cut_off = cut_off
-    try:
-        await hub.ensure_tailing()
-        last: Position | None = None
-        if cursor is not None or correlation_id is not None:
-            assert hub.pool is not None
-            start: Position = START
-            if cursor:  # 0 means "from the oldest retained event"
-                found = await position_of(hub.pool, cursor)
-                if found is None:
-                    # The history the client missed is partly gone: say so, then replay all
-                    # that is retained, so nothing still stored is silently dropped.
-                    notice = StreamNotice(reason=f"the cursor {cursor} is not in the retained history")
-                    yield ServerSentEvent(event="resync", data=_encode(notice).decode())
-                else:
-                    start = last = found
-            async for event in read_after(
-                hub.pool, tenant_id, start, correlation_id=correlation_id, events=events
-            ):
-                last = event.position
-                yield event.frame
-        while True:
-            event = await subscription.get()
-            if event is None:
-                if subscription.closed_reason == "shutdown":
-                    notice = StreamNotice(reason="server shutting down")
-                    yield ServerSentEvent(event="shutdown", data=_encode(notice).decode())
-                return
-            if last is not None and event.position <= last:
-                continue
-            last = event.position
-            yield event.frame
-    finally:
-        hub.unsubscribe(subscription)
 
 
 class EventStreamController(Controller):
@@ -225,10 +168,10 @@ class EventStreamController(Controller):
         names = frozenset(n.strip() for n in event.split(",") if n.strip()) if event else None
         cut_off = anyio.CancelScope()
         response = EventSourceResponse(
-            _stream(hub, tenant_id, cursor, correlation_id, names or None, cut_off),
+            stream(hub, tenant_id, cursor, correlation_id, names or None, cut_off),
             headers=STREAM_HEADERS,
             ping=settings.sse_ping_seconds,
-            ping_message_factory=_ping,
+            ping_message_factory=ping,
             shutdown_event=hub.shutdown_event,
             shutdown_grace_period=1.0,
             # No send_timeout: it arms a timer for every frame of every stream (a fan-out to
