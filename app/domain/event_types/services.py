@@ -5,21 +5,19 @@ from __future__ import annotations
 import datetime
 import uuid
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from uuid_utils.compat import uuid7
 
 from app.db.triggers import EventType
+from app.domain.event_types.repositories import EventTypeRepository
 from app.domain.event_types.schemas import EventTypeCreate, EventTypeOut
 from app.domain.events.schemas import LIFECYCLE_EVENTS
 from app.lib.errors import Conflict, NotFound
-from app.lib.pagination import Keyset, PageParams, decode_cursor
+from app.lib.pagination import PageParams, decode_cursor
 from app.lib.principals import Principal
 from app.lib.service import Service
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+__all__ = ["EventTypeService", "ensure_event_name"]
+
 # Built-in names sort after every registered type (as if created first), in SPEC order.
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _BUILT_IN_KEYS = {
@@ -36,18 +34,11 @@ async def ensure_event_name(session: AsyncSession, tenant_id: str, name: str) ->
     """Built-in lifecycle names and the tenant's registered names are known; others are 404."""
     if name in LIFECYCLE_EVENTS:
         return
-    registered = await session.scalar(
-        select(exists().where(EventType.tenant_id == tenant_id, EventType.name == name))
-    )
-    if not registered:
+    if not await EventTypeRepository(session=session).is_registered(tenant_id, name):
         raise NotFound(
             f"No event type named {name!r}: register it with POST /event-types.",
             details=[{"field": "eventName", "message": "unknown event type"}],
         )
-
-
-class EventTypeRepository(SQLAlchemyAsyncRepository[EventType]):
-    model_type = EventType
 
 
 class EventTypeService(Service[EventType, EventTypeRepository]):
@@ -57,9 +48,7 @@ class EventTypeService(Service[EventType, EventTypeRepository]):
         self, tenant_id: str, page: PageParams
     ) -> list[tuple[tuple[datetime.datetime, uuid.UUID], EventTypeOut]]:
         """Registered types newest first, then the built-in names: one keyset over both."""
-        registered = await self.repository.get_many(
-            Keyset(("created_at", "id"), page), EventType.tenant_id == tenant_id
-        )
+        registered = await self.repository.page_of(tenant_id, page)
         after = decode_cursor(page.cursor, 2) if page.cursor is not None else None
         items = [((row.created_at, row.id), EventTypeOut.of(row, built_in=False)) for row in registered]
         items += [
@@ -74,22 +63,7 @@ class EventTypeService(Service[EventType, EventTypeRepository]):
         if data.name in LIFECYCLE_EVENTS:
             raise _event_type_exists(data.name)
         now = _now()
-        row = (
-            await self.session.scalars(
-                pg_insert(EventType)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    name=data.name,
-                    description=data.description,
-                    created_by_id=actor.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_event_types_tenant_name")
-                .returning(EventType)
-            )
-        ).one_or_none()
+        row = await self.repository.insert_unless_taken(tenant_id, data.name, data.description, actor.id, now)
         if row is None:
             raise _event_type_exists(data.name)
         await self.uow.commit()
