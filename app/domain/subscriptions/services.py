@@ -11,12 +11,6 @@ from __future__ import annotations
 import datetime
 import re
 import uuid
-from typing import Any
-
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from uuid_utils.compat import uuid7
 
 from app.db.triggers import TriggerSubscription
 from app.domain.event_types.services import ensure_event_name
@@ -25,13 +19,16 @@ from app.domain.incoming_events.flow_control import (
     validate_flow_control,
 )
 from app.domain.scripts.services import ensure_script
+from app.domain.subscriptions.repositories import SubscriptionRepository
 from app.domain.subscriptions.schemas import SUBJECT_PATTERN, SubscriptionCreate
 from app.lib.errors import Conflict, NotFound, ValidationFailed
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
 from app.lib.uow import driver_connection
+
+__all__ = ["SubscriptionService", "validate_subject"]
 
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 
@@ -49,10 +46,6 @@ def validate_subject(subject: str) -> str:
     return subject
 
 
-class SubscriptionRepository(SQLAlchemyAsyncRepository[TriggerSubscription]):
-    model_type = TriggerSubscription
-
-
 class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
     """One service for the external (admin) and internal (service) subscription routes."""
 
@@ -62,13 +55,7 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
     ) -> list[TriggerSubscription]:
         validate_subject(subject)
-        conditions: list[Any] = [
-            TriggerSubscription.tenant_id == tenant_id,
-            TriggerSubscription.subject == subject,
-        ]
-        if active is not None:
-            conditions.append(TriggerSubscription.active == active)
-        return list(await self.repository.get_many(Keyset(("created_at", "id"), page), *conditions))
+        return await self.repository.page_of(tenant_id, subject, page, active=active)
 
     async def subscribe(
         self,
@@ -86,9 +73,7 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         await ensure_quota(
             self.session,
             f"subscriptions\x1f{tenant_id}",
-            select(func.count())
-            .select_from(TriggerSubscription)
-            .where(TriggerSubscription.tenant_id == tenant_id, TriggerSubscription.active),
+            self.repository.active_count_statement(tenant_id),
             max_per_tenant,
             "active trigger subscriptions per tenant",
         )
@@ -97,31 +82,19 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         throttle = flow.throttle if flow is not None else None
         # The partial unique index decides between concurrent creates: the second one waits for
         # the first to commit, then inserts nothing.
-        row = (
-            await self.session.scalars(
-                pg_insert(TriggerSubscription)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    subject=subject,
-                    event_name=data.event_name,
-                    script_id=data.script_id,
-                    active=True,
-                    created_by_id=actor.id,
-                    created_at=now,
-                    updated_at=now,
-                    debounce_seconds=flow.debounce_seconds if flow is not None else None,
-                    max_delay_seconds=flow.max_delay_seconds if flow is not None else None,
-                    throttle_runs=throttle.runs if throttle is not None else None,
-                    throttle_per_seconds=throttle.per_seconds if throttle is not None else None,
-                )
-                .on_conflict_do_nothing(
-                    index_elements=["tenant_id", "subject", "event_name"],
-                    index_where=TriggerSubscription.active,
-                )
-                .returning(TriggerSubscription)
-            )
-        ).one_or_none()
+        row = await self.repository.insert_unless_active(
+            tenant_id=tenant_id,
+            subject=subject,
+            event_name=data.event_name,
+            script_id=data.script_id,
+            created_by_id=actor.id,
+            created_at=now,
+            updated_at=now,
+            debounce_seconds=flow.debounce_seconds if flow is not None else None,
+            max_delay_seconds=flow.max_delay_seconds if flow is not None else None,
+            throttle_runs=throttle.runs if throttle is not None else None,
+            throttle_per_seconds=throttle.per_seconds if throttle is not None else None,
+        )
         if row is None:
             raise Conflict(
                 f"An active subscription to {data.event_name!r} on subject {subject!r} exists already; "
@@ -135,20 +108,8 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         """Deactivate; deactivating an inactive subscription changes nothing."""
         validate_subject(subject)
         now = _now()
-        mine = (
-            TriggerSubscription.id == subscription_id,
-            TriggerSubscription.tenant_id == tenant_id,
-            TriggerSubscription.subject == subject,
-        )
-        changed = await self.session.scalar(
-            update(TriggerSubscription)
-            .where(*mine, TriggerSubscription.active)
-            .values(active=False, deactivated_at=now, updated_at=now)
-            .returning(TriggerSubscription.id)
-        )
-        if changed is None:
-            found = await self.session.scalar(select(exists().where(*mine)))
-            if not found:
+        if not await self.repository.deactivate(subscription_id, tenant_id, subject, now):
+            if not await self.repository.exists_on_subject(subscription_id, tenant_id, subject):
                 raise NotFound("No subscription with this id on this subject.")
         else:
             # Its pending debounced runs go with it, in the same transaction.
