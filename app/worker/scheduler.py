@@ -20,7 +20,9 @@ A fire that cannot start (the script has no active version) is retried with expo
 backoff: ``failed_attempts`` and ``last_error`` are recorded on the schedule and ``due_at`` moves
 to the retry time while ``next_fire_at`` keeps the planned time; after ``SCHEDULER_MAX_ATTEMPTS``
 the fire is given up (the error stays visible) and the schedule moves on. A pass that fails
-outright (the database) rolls back and changes nothing; the loop retries it with backoff.
+outright (the database) rolls back and changes nothing; the loop retries it with backoff. Its
+statements (``CLAIM_DUE``, ``ADVANCE``) are the schedules' SQL, in
+``app.domain.schedules.repositories``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.domain.schedules.cron import CronError, CronSchedule, due_fire_times
+from app.domain.schedules.repositories import ADVANCE, CLAIM_DUE
 from app.lib.backoff import retry_delay
 from app.lib.schema import timestamp
 from app.worker.loop import DueBatchLoop
@@ -45,45 +48,6 @@ __all__ = ["Scheduler"]
 
 logger = structlog.get_logger("app.worker.scheduler")
 _stdlib_logger = logging.getLogger("app.worker.scheduler")
-
-# Due schedules round-robin across tenants, like commands (app.domain.commands.outbox): a due
-# schedule's turn is its place among its tenant's due schedules (most overdue first), and a pass
-# takes them by (turn, tenant in rotation order), the rotation starting after the tenant where this
-# scheduler's previous pass stopped ($3; '' at first) and wrapping around. Every tenant with due
-# schedules has its most overdue one started before any tenant has a second, so a tenant with
-# thousands of due schedules delays another tenant's by at most one rotation (one pass while the
-# tenants are fewer than the batch). Due schedules are few at any moment (each pass moves the ones
-# it claims on to their next fire time), so ranking all of them is cheap; only the first
-# 2 x batch of that order are joined and locked, in that order, SKIP LOCKED: a pass running at the
-# same moment as another takes the next ones instead of none.
-_CLAIM_DUE = """
-SELECT sch.id, sch.tenant_id, sch.script_id, sch.cron, sch.timezone, sch.next_fire_at,
-       sch.failed_attempts, s.active_version_id IS NOT NULL AS has_active_version,
-       s.status = 'ARCHIVED' AS archived
-FROM (
-    SELECT id, tenant_id, tenant_id <= $3 AS wrapped,
-           row_number() OVER (PARTITION BY tenant_id ORDER BY due_at, id) AS turn
-    FROM schedules
-    WHERE active AND due_at <= $1
-    ORDER BY turn, wrapped, tenant_id
-    LIMIT 2 * $2
-) AS fair
-JOIN schedules AS sch ON sch.id = fair.id
-JOIN scripts AS s ON s.id = sch.script_id
-WHERE sch.active AND sch.due_at <= $1
-ORDER BY fair.turn, fair.wrapped, fair.tenant_id
-LIMIT $2
-FOR UPDATE OF sch SKIP LOCKED
-"""
-
-_ADVANCE = """
-UPDATE schedules AS sch
-SET next_fire_at = u.next_fire_at, due_at = u.due_at, failed_attempts = u.failed_attempts,
-    last_error = u.last_error, last_fired_at = coalesce(u.last_fired_at, sch.last_fired_at)
-FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::integer[], $5::text[], $6::timestamptz[])
-     AS u(id, next_fire_at, due_at, failed_attempts, last_error, last_fired_at)
-WHERE sch.id = u.id
-"""
 
 
 @dataclass(slots=True)
@@ -98,7 +62,7 @@ class _Outcome:
 
 class Scheduler(DueBatchLoop):
     name = "scheduler"
-    claim_due = _CLAIM_DUE
+    claim_due = CLAIM_DUE
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
         super().__init__(settings, shared)
@@ -118,7 +82,7 @@ class Scheduler(DueBatchLoop):
             starts += fires
         started = await start_active_runs(connection, starts)
         await connection.execute(
-            _ADVANCE,
+            ADVANCE,
             [o.id for o in outcomes],
             [o.next_fire_at for o in outcomes],
             [o.due_at for o in outcomes],

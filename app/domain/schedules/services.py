@@ -12,17 +12,16 @@ import datetime
 import itertools
 import uuid
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from msgspec import UNSET
-from sqlalchemy import exists, func, select, update
 from uuid_utils.compat import uuid7
 
 from app.db.triggers import Schedule
 from app.domain.schedules.cron import CronError, CronSchedule, normalize_cron, validate_timezone
+from app.domain.schedules.repositories import ScheduleRepository
 from app.domain.schedules.schemas import ScheduleCreate, ScheduleUpdate
 from app.domain.scripts.services import ensure_script
 from app.lib.errors import NotFound, ValidationFailed
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
@@ -73,28 +72,15 @@ def next_fire_times(row: Schedule, now: datetime.datetime | None = None) -> list
     return CronSchedule(row.cron, row.timezone).next_fire_times(now or _now(), NEXT_FIRE_TIMES_SHOWN)
 
 
-class ScheduleRepository(SQLAlchemyAsyncRepository[Schedule]):
-    model_type = Schedule
-
-
 class ScheduleService(Service[Schedule, ScheduleRepository]):
     repository_type = ScheduleRepository
 
     async def list_schedules(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Schedule]:
         await ensure_script(self.session, tenant_id, script_id)
-        return list(
-            await self.repository.get_many(
-                Keyset(("created_at", "id"), page),
-                Schedule.tenant_id == tenant_id,
-                Schedule.script_id == script_id,
-                Schedule.deleted_at.is_(None),
-            )
-        )
+        return await self.repository.page_of(tenant_id, script_id, page)
 
     async def get_schedule(self, tenant_id: str, schedule_id: uuid.UUID) -> Schedule:
-        row = await self.repository.get_one_or_none(
-            Schedule.id == schedule_id, Schedule.tenant_id == tenant_id, Schedule.deleted_at.is_(None)
-        )
+        row = await self.repository.get_live(schedule_id, tenant_id)
         if row is None:
             raise _not_found()
         return row
@@ -114,15 +100,13 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         await ensure_quota(
             self.session,
             f"schedules\x1f{script_id}",
-            select(func.count())
-            .select_from(Schedule)
-            .where(Schedule.script_id == script_id, Schedule.deleted_at.is_(None)),
+            self.repository.live_count_statement(script_id),
             max_per_script,
             "schedules per script",
         )
         now = _now()
         next_fire = cron.next_after(now) if data.active else None
-        row = Schedule(
+        row = self.repository.stage(
             id=uuid7(),
             tenant_id=tenant_id,
             script_id=script_id,
@@ -137,7 +121,6 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
             created_at=now,
             updated_at=now,
         )
-        self.session.add(row)
         await self.uow.commit()
         return row
 
@@ -152,11 +135,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
     ) -> Schedule:
         # Locked: a scheduler pass holding this schedule finishes first (and one that comes
         # later skips it while we hold it), so the recomputed fire time is never overwritten.
-        row = await self.session.scalar(
-            select(Schedule)
-            .where(Schedule.id == schedule_id, Schedule.tenant_id == tenant_id, Schedule.deleted_at.is_(None))
-            .with_for_update()
-        )
+        row = await self.repository.lock(schedule_id, tenant_id)
         if row is None:
             raise _not_found()
         cron_text = row.cron if data.cron is UNSET else data.cron
@@ -178,14 +157,8 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
     async def delete_schedule(self, tenant_id: str, schedule_id: uuid.UUID) -> None:
         """Soft delete: the schedule stops and disappears; deleting it again changes nothing."""
         now = _now()
-        mine = (Schedule.id == schedule_id, Schedule.tenant_id == tenant_id)
-        deleted = await self.session.scalar(
-            update(Schedule)
-            .where(*mine, Schedule.deleted_at.is_(None))
-            .values(deleted_at=now, active=False, next_fire_at=None, due_at=None, updated_at=now)
-            .returning(Schedule.id)
-        )
-        if deleted is None and not await self.session.scalar(select(exists().where(*mine))):
+        deleted = await self.repository.soft_delete(schedule_id, tenant_id, now)
+        if not deleted and not await self.repository.ever_existed(schedule_id, tenant_id):
             raise _not_found()
         await self.uow.commit()
 
