@@ -24,13 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from uuid_utils.compat import uuid7
 
-from app.db.scripts import Script
 from app.db.triggers import Endpoint
+from app.domain.endpoints.repositories import EndpointRepository
 from app.domain.endpoints.schemas import ROUTE_PATTERN, EndpointCreate
 from app.domain.endpoints.signatures import SIGNATURE_HEADER
 from app.domain.endpoints.signatures import verify as verify_signature
@@ -38,7 +34,7 @@ from app.domain.runs.services import RunSource, TriggeredStart, start_active_run
 from app.domain.scripts.services import ensure_script
 from app.lib.correlation import current_correlation_id
 from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
 from app.lib.principals import Principal
 from app.lib.quotas import ensure_quota
 from app.lib.service import Service
@@ -175,22 +171,12 @@ class HookRequest:
         }
 
 
-class EndpointRepository(SQLAlchemyAsyncRepository[Endpoint]):
-    model_type = Endpoint
-
-
 class EndpointService(Service[Endpoint, EndpointRepository]):
     repository_type = EndpointRepository
 
     async def list_endpoints(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Endpoint]:
         await ensure_script(self.session, tenant_id, script_id)
-        return list(
-            await self.repository.get_many(
-                Keyset(("created_at", "id"), page),
-                Endpoint.tenant_id == tenant_id,
-                Endpoint.script_id == script_id,
-            )
-        )
+        return await self.repository.page_of(tenant_id, script_id, page)
 
     async def create_endpoint(
         self,
@@ -210,30 +196,22 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
         await ensure_quota(
             self.session,
             f"endpoints\x1f{tenant_id}",
-            select(func.count()).select_from(Endpoint).where(Endpoint.tenant_id == tenant_id),
+            self.repository.count_statement(tenant_id),
             max_per_tenant,
             "custom endpoints per tenant",
         )
         now = datetime.datetime.now(datetime.UTC)
-        row = (
-            await self.session.scalars(
-                pg_insert(Endpoint)
-                .values(
-                    id=uuid7(),
-                    tenant_id=tenant_id,
-                    script_id=script_id,
-                    method=data.method,
-                    route=data.route,
-                    auth_required=data.auth_required,
-                    signing_secret=data.signing_secret,
-                    created_by_id=actor.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_endpoints_tenant_method_route")
-                .returning(Endpoint)
-            )
-        ).one_or_none()
+        row = await self.repository.insert_unless_taken(
+            tenant_id=tenant_id,
+            script_id=script_id,
+            method=data.method,
+            route=data.route,
+            auth_required=data.auth_required,
+            signing_secret=data.signing_secret,
+            created_by_id=actor.id,
+            created_at=now,
+            updated_at=now,
+        )
         if row is None:
             raise Conflict(
                 f"{data.method} /hooks/{tenant_id}/{data.route} is taken by another endpoint of this tenant.",
@@ -243,31 +221,14 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
         return row
 
     async def delete_endpoint(self, tenant_id: str, script_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
-        deleted = await self.session.scalar(
-            delete(Endpoint)
-            .where(
-                Endpoint.id == endpoint_id, Endpoint.tenant_id == tenant_id, Endpoint.script_id == script_id
-            )
-            .returning(Endpoint.id)
-        )
-        if deleted is None:
+        if not await self.repository.delete_of_script(endpoint_id, tenant_id, script_id):
             raise NotFound("No endpoint with this id for this script.")
         await self.uow.commit()
 
     async def start_from_request(self, request: HookRequest) -> uuid.UUID:
         """Start the endpoint's run: 404 for no such endpoint (or a script without an active
         version), 401 for a missing or invalid token when the endpoint requires one."""
-        found = (
-            await self.session.execute(
-                select(Endpoint, Script.active_version_id, Script.status)
-                .join(Script, Script.id == Endpoint.script_id)
-                .where(
-                    Endpoint.tenant_id == request.tenant_id,
-                    Endpoint.method == request.method,
-                    Endpoint.route == request.route,
-                )
-            )
-        ).one_or_none()
+        found = await self.repository.with_script(request.tenant_id, request.method, request.route)
         if found is None:
             raise NotFound(f"No endpoint for {request.method} /hooks/{request.tenant_id}/{request.route}.")
         endpoint, active_version_id, script_status = found
