@@ -18,7 +18,8 @@ transaction per batch it then decides each window (``app.domain.incoming_events.
   script started it at once), the window is folded into that run.
 
 A pass that fails (the database) rolls back and changes nothing; the loop retries it with
-backoff. Windows survive restarts: they are rows. "Now" is the database's clock.
+backoff. Windows survive restarts: they are rows. "Now" is the database's clock. Its statements
+are the incoming events' SQL, in ``app.domain.incoming_events.repositories``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ import structlog
 from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.incoming_events.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
+from app.domain.incoming_events.repositories import (
+    CLAIM_DUE_WINDOWS,
+    CLOSE_WINDOWS,
+    EXISTING_RUNS,
+    WINDOW_EVENTS,
+)
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.worker.loop import DueBatchLoop
 
@@ -44,54 +51,10 @@ logger = structlog.get_logger("app.worker.deferred_runs")
 _stdlib_logger = logging.getLogger("app.worker.deferred_runs")
 _decode = msgspec.json.decode
 
-_CLAIM_DUE = """
-SELECT w.id, w.tenant_id, w.subscription_id, w.subject, w.script_id, w.last_event_id, w.due_at,
-       sub.active AS subscription_active, sub.throttle_runs, sub.throttle_per_seconds,
-       s.status = 'ARCHIVED' AS archived, s.active_version_id IS NOT NULL AS has_active_version,
-       f.recent_starts
-FROM (
-    SELECT id, tenant_id, tenant_id <= $3 AS wrapped,
-           row_number() OVER (PARTITION BY tenant_id ORDER BY due_at, id) AS turn
-    FROM deferred_runs
-    WHERE status = 'PENDING' AND due_at <= $1
-    ORDER BY turn, wrapped, tenant_id
-    LIMIT 2 * $2
-) AS fair
-JOIN deferred_runs AS w ON w.id = fair.id
-JOIN trigger_flows AS f ON f.subscription_id = w.subscription_id AND f.subject = w.subject
-JOIN trigger_subscriptions AS sub ON sub.id = w.subscription_id
-JOIN scripts AS s ON s.id = w.script_id
-WHERE w.status = 'PENDING' AND w.due_at <= $1
-ORDER BY fair.turn, fair.wrapped, fair.tenant_id
-LIMIT $2
-FOR UPDATE OF w, f SKIP LOCKED
-"""
-# The run's source: the window's last event, and its events in arrival order.
-_WINDOW_EVENTS = """
-SELECT w.id, ie.event_name, ie.subject, ie.payload::text AS payload, ie.source_event_id, ie.received_by_id,
-       ARRAY(SELECT o.event_id FROM incoming_event_outcomes AS o
-             WHERE o.deferred_run_id = w.id ORDER BY o.position) AS event_ids
-FROM deferred_runs AS w
-JOIN incoming_events AS ie ON ie.id = w.last_event_id
-WHERE w.id = ANY($1::uuid[])
-"""
-_EXISTING_RUNS = """
-SELECT r.triggering_event_id, r.script_id, r.id
-FROM unnest($1::uuid[], $2::uuid[]) AS k(event_id, script_id)
-JOIN runs AS r ON r.triggering_event_id = k.event_id AND r.script_id = k.script_id
-"""
-_CLOSE = """
-UPDATE deferred_runs AS w
-SET status = u.status, reason = u.reason, run_id = u.run_id, closed_at = $5::timestamptz,
-    updated_at = $5::timestamptz
-FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::uuid[]) AS u(id, status, reason, run_id)
-WHERE w.id = u.id
-"""
-
 
 class DeferredRunStarter(DueBatchLoop):
     name = "deferred-run starter"
-    claim_due = _CLAIM_DUE
+    claim_due = CLAIM_DUE_WINDOWS
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
         super().__init__(settings, shared)
@@ -154,7 +117,7 @@ class DeferredRunStarter(DueBatchLoop):
         await update_throttle_ledgers(connection, ledgers, now)
         ids = [row["id"] for row in claimed]
         await connection.execute(
-            _CLOSE,
+            CLOSE_WINDOWS,
             ids,
             [decided.get(i, ("STARTED", None))[0] for i in ids],
             [decided.get(i, ("STARTED", None))[1] for i in ids],
@@ -170,7 +133,7 @@ class DeferredRunStarter(DueBatchLoop):
         if not windows:
             return {}
         sources = {
-            row["id"]: row for row in await connection.fetch(_WINDOW_EVENTS, [w["id"] for w in windows])
+            row["id"]: row for row in await connection.fetch(WINDOW_EVENTS, [w["id"] for w in windows])
         }
         starts: list[TriggeredStart] = []
         for window in windows:
@@ -200,7 +163,7 @@ class DeferredRunStarter(DueBatchLoop):
         if missing:
             # Another subscription of the same script started a run for this event already.
             existing = await connection.fetch(
-                _EXISTING_RUNS, [w["last_event_id"] for w in missing], [w["script_id"] for w in missing]
+                EXISTING_RUNS, [w["last_event_id"] for w in missing], [w["script_id"] for w in missing]
             )
             run_of.update({(r["triggering_event_id"], r["script_id"]): r["id"] for r in existing})
         return {

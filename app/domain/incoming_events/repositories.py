@@ -1,17 +1,35 @@
-"""All SQL of incoming events and their flow control: matching subscriptions, the per-(subscription,
-subject) flow rows (throttle ledgers, open debounce windows), windows, and each event's outcomes.
+"""All SQL of incoming events and their flow control: storing an event (once per
+``sourceEventId``) and its answer, reading events, matching subscriptions, the per-(subscription,
+subject) flow rows (throttle ledgers, open debounce windows), windows, each event's outcomes, and
+the deferred-run starter's statements (claiming due windows fairly across tenants, their events,
+closing them).
 
-Named statements for the asyncpg driver (the flow rules run on the request's transaction
-connection, or the deferred-run starter's); the ORM reads live in the service's repository.
+The event itself goes through ``IncomingEventRepository`` on the request's session; the rest are
+named statements for the asyncpg driver (the flow rules run on the request's transaction
+connection, the deferred-run starter, ``app.worker.deferred_runs``, on its own).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import datetime
+import uuid
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from uuid_utils.compat import uuid7
+
+from app.db.triggers import IncomingEvent
+from app.lib.pagination import Keyset, PageParams
+from app.lib.timerange import TimeWindow
 
 __all__ = [
     "CANCEL_FOR_SCRIPT",
     "CANCEL_FOR_SUBSCRIPTION",
+    "CLAIM_DUE_WINDOWS",
+    "CLOSE_WINDOWS",
+    "EXISTING_RUNS",
     "FOLD",
     "LOCK_FLOWS",
     "MATCHING_SUBSCRIPTIONS",
@@ -19,6 +37,8 @@ __all__ = [
     "OUTCOMES_OF",
     "RECORD_OUTCOMES",
     "SET_LEDGERS",
+    "WINDOW_EVENTS",
+    "IncomingEventRepository",
 ]
 
 # The active subscriptions an event on (subject, event name) matches, on the subject or on '*',
@@ -110,3 +130,136 @@ LEFT JOIN deferred_runs AS w ON w.id = o.deferred_run_id
 WHERE o.event_id = ANY($1::uuid[]) AND o.tenant_id = $2
 ORDER BY o.event_id, o.subscription_id
 """
+
+# Due windows, fairly across tenants like due schedules (``app.domain.schedules.repositories``),
+# each locked with the flow row of its (subscription, subject), SKIP LOCKED.
+CLAIM_DUE_WINDOWS = """
+SELECT w.id, w.tenant_id, w.subscription_id, w.subject, w.script_id, w.last_event_id, w.due_at,
+       sub.active AS subscription_active, sub.throttle_runs, sub.throttle_per_seconds,
+       s.status = 'ARCHIVED' AS archived, s.active_version_id IS NOT NULL AS has_active_version,
+       f.recent_starts
+FROM (
+    SELECT id, tenant_id, tenant_id <= $3 AS wrapped,
+           row_number() OVER (PARTITION BY tenant_id ORDER BY due_at, id) AS turn
+    FROM deferred_runs
+    WHERE status = 'PENDING' AND due_at <= $1
+    ORDER BY turn, wrapped, tenant_id
+    LIMIT 2 * $2
+) AS fair
+JOIN deferred_runs AS w ON w.id = fair.id
+JOIN trigger_flows AS f ON f.subscription_id = w.subscription_id AND f.subject = w.subject
+JOIN trigger_subscriptions AS sub ON sub.id = w.subscription_id
+JOIN scripts AS s ON s.id = w.script_id
+WHERE w.status = 'PENDING' AND w.due_at <= $1
+ORDER BY fair.turn, fair.wrapped, fair.tenant_id
+LIMIT $2
+FOR UPDATE OF w, f SKIP LOCKED
+"""
+# The run's source: the window's last event, and its events in arrival order.
+WINDOW_EVENTS = """
+SELECT w.id, ie.event_name, ie.subject, ie.payload::text AS payload, ie.source_event_id, ie.received_by_id,
+       ARRAY(SELECT o.event_id FROM incoming_event_outcomes AS o
+             WHERE o.deferred_run_id = w.id ORDER BY o.position) AS event_ids
+FROM deferred_runs AS w
+JOIN incoming_events AS ie ON ie.id = w.last_event_id
+WHERE w.id = ANY($1::uuid[])
+"""
+# The runs of (event, script) pairs that exist already.
+EXISTING_RUNS = """
+SELECT r.triggering_event_id, r.script_id, r.id
+FROM unnest($1::uuid[], $2::uuid[]) AS k(event_id, script_id)
+JOIN runs AS r ON r.triggering_event_id = k.event_id AND r.script_id = k.script_id
+"""
+CLOSE_WINDOWS = """
+UPDATE deferred_runs AS w
+SET status = u.status, reason = u.reason, run_id = u.run_id, closed_at = $5::timestamptz,
+    updated_at = $5::timestamptz
+FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::uuid[]) AS u(id, status, reason, run_id)
+WHERE w.id = u.id
+"""
+
+
+class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
+    model_type = IncomingEvent
+
+    async def get_of_tenant(self, event_id: uuid.UUID, tenant_id: str) -> IncomingEvent | None:
+        return await self.get_one_or_none(IncomingEvent.id == event_id, IncomingEvent.tenant_id == tenant_id)
+
+    async def page_of(
+        self,
+        tenant_id: str,
+        page: PageParams,
+        *,
+        subject: str | None = None,
+        event_name: str | None = None,
+        window: TimeWindow | None = None,
+    ) -> list[IncomingEvent]:
+        """A page of the tenant's events, newest first, narrowed to a subject, an event name and a
+        window of ``created_at`` when given."""
+        conditions: list[Any] = [IncomingEvent.tenant_id == tenant_id]
+        if subject is not None:
+            conditions.append(IncomingEvent.subject == subject)
+        if event_name is not None:
+            conditions.append(IncomingEvent.event_name == event_name)
+        filters = window.filters("created_at") if window is not None else []
+        return list(await self.get_many(Keyset(("created_at", "id"), page), *filters, *conditions))
+
+    async def insert_unless_repeated(
+        self,
+        tenant_id: str,
+        event_name: str,
+        subject: str,
+        payload: Any,
+        source_event_id: str | None,
+        received_by_id: str,
+        now: datetime.datetime,
+    ) -> uuid.UUID | None:
+        """The new event's id; None when the tenant has an event of this ``source_event_id``
+        already. A concurrent insert of the same one waits here for the first to commit, then
+        inserts nothing."""
+        insert = pg_insert(IncomingEvent).values(
+            id=uuid7(),
+            tenant_id=tenant_id,
+            event_name=event_name,
+            subject=subject,
+            payload=payload,
+            source_event_id=source_event_id,
+            received_by_id=received_by_id,
+            created_at=now,
+            updated_at=now,
+        )
+        if source_event_id is not None:
+            insert = insert.on_conflict_do_nothing(
+                index_elements=["tenant_id", "source_event_id"],
+                index_where=IncomingEvent.source_event_id.is_not(None),
+            )
+        return await self.session.scalar(insert.returning(IncomingEvent.id))
+
+    async def first_answer(self, tenant_id: str, source_event_id: str) -> tuple[uuid.UUID, Any]:
+        """The id and stored answer of the tenant's event of ``source_event_id``, which exists."""
+        first = (
+            await self.session.execute(
+                select(IncomingEvent.id, IncomingEvent.answer).where(
+                    IncomingEvent.tenant_id == tenant_id,
+                    IncomingEvent.source_event_id == source_event_id,
+                )
+            )
+        ).one()
+        return first.id, first.answer
+
+    async def matching_subscriptions(self, tenant_id: str, event_name: str, subject: str) -> list[Row[Any]]:
+        """``MATCHING_SUBSCRIPTIONS``: the active subscriptions the event matches, by id."""
+        return list(
+            (
+                await self.session.execute(
+                    MATCHING_SUBSCRIPTIONS,
+                    {"tenant_id": tenant_id, "event_name": event_name, "subject": subject},
+                )
+            ).all()
+        )
+
+    async def store_answer(self, event_id: uuid.UUID, answer: Any) -> None:
+        """The answer a repeat of the event gets (the builtins of ``EventAccepted``)."""
+        await self.session.execute(
+            update(IncomingEvent).where(IncomingEvent.id == event_id).values(answer=answer)
+        )

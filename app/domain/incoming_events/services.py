@@ -14,9 +14,6 @@ import uuid
 from typing import Any
 
 import msgspec
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from uuid_utils.compat import uuid7
 
 from app.db.triggers import IncomingEvent
@@ -33,7 +30,7 @@ from app.domain.incoming_events.flow_control import (
     throttle_decision,
     update_throttle_ledgers,
 )
-from app.domain.incoming_events.repositories import MATCHING_SUBSCRIPTIONS
+from app.domain.incoming_events.repositories import IncomingEventRepository
 from app.domain.incoming_events.schemas import (
     DeferredStart,
     EventAccepted,
@@ -46,16 +43,14 @@ from app.domain.incoming_events.schemas import (
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.lib.correlation import current_correlation_id
 from app.lib.errors import NotFound
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
 from app.lib.principals import Principal
 from app.lib.schema import timestamp
 from app.lib.service import Service
 from app.lib.timerange import TimeWindow
 from app.lib.uow import driver_connection
 
-
-class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
-    model_type = IncomingEvent
+__all__ = ["IncomingEventService"]
 
 
 class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
@@ -65,9 +60,7 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
         self, tenant_id: str, event_id: uuid.UUID
     ) -> tuple[IncomingEvent, list[EventOutcome]]:
         """The event and what became of it per matching subscription."""
-        row = await self.repository.get_one_or_none(
-            IncomingEvent.id == event_id, IncomingEvent.tenant_id == tenant_id
-        )
+        row = await self.repository.get_of_tenant(event_id, tenant_id)
         if row is None:
             raise NotFound("No incoming event with this id.")
         outcomes = await outcomes_of(await driver_connection(self.session), tenant_id, [row.id])
@@ -83,13 +76,9 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
         window: TimeWindow | None = None,
     ) -> list[tuple[IncomingEvent, list[EventOutcome]]]:
         """A page of the tenant's incoming events, newest first, each with its outcomes."""
-        conditions: list[Any] = [IncomingEvent.tenant_id == tenant_id]
-        if subject is not None:
-            conditions.append(IncomingEvent.subject == subject)
-        if event_name is not None:
-            conditions.append(IncomingEvent.event_name == event_name)
-        filters = window.filters("created_at") if window is not None else []
-        rows = list(await self.repository.get_many(Keyset(("created_at", "id"), page), *filters, *conditions))
+        rows = await self.repository.page_of(
+            tenant_id, page, subject=subject, event_name=event_name, window=window
+        )
         outcomes = await outcomes_of(
             await driver_connection(self.session), tenant_id, [row.id for row in rows]
         )
@@ -100,43 +89,20 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
         window or suppress it (throttle), all in one transaction."""
         await ensure_event_name(self.session, tenant_id, data.event_name)
         now = flow_control.event_clock()
-        insert = pg_insert(IncomingEvent).values(
-            id=uuid7(),
-            tenant_id=tenant_id,
-            event_name=data.event_name,
-            subject=data.subject,
-            payload=data.payload,
-            source_event_id=data.source_event_id,
-            received_by_id=actor.id,
-            created_at=now,
-            updated_at=now,
+        # A concurrent request with the same sourceEventId waits here for the first to commit,
+        # then inserts nothing and reads the first answer.
+        event_id = await self.repository.insert_unless_repeated(
+            tenant_id, data.event_name, data.subject, data.payload, data.source_event_id, actor.id, now
         )
-        if data.source_event_id is not None:
-            # A concurrent request with the same sourceEventId waits here for the first to
-            # commit, then inserts nothing and reads the first answer.
-            insert = insert.on_conflict_do_nothing(
-                index_elements=["tenant_id", "source_event_id"],
-                index_where=IncomingEvent.source_event_id.is_not(None),
-            )
-        event_id = await self.session.scalar(insert.returning(IncomingEvent.id))
         if event_id is None:
-            first = (
-                await self.session.execute(
-                    select(IncomingEvent.id, IncomingEvent.answer).where(
-                        IncomingEvent.tenant_id == tenant_id,
-                        IncomingEvent.source_event_id == data.source_event_id,
-                    )
-                )
-            ).one()
-            await self.uow.commit()  # nothing was written; ends the unit of work
-            return EventAccepted.of_stored(first.id, first.answer)
-
-        matches = (
-            await self.session.execute(
-                MATCHING_SUBSCRIPTIONS,
-                {"tenant_id": tenant_id, "event_name": data.event_name, "subject": data.subject},
+            first_id, first_answer = await self.repository.first_answer(
+                tenant_id,
+                data.source_event_id,  # type: ignore[arg-type]  # only a repeated one inserts nothing
             )
-        ).all()
+            await self.uow.commit()  # nothing was written; ends the unit of work
+            return EventAccepted.of_stored(first_id, first_answer)
+
+        matches = await self.repository.matching_subscriptions(tenant_id, data.event_name, data.subject)
         connection = await driver_connection(self.session)
         outcomes: list[Outcome] = []
         immediate: list[Any] = []
@@ -239,11 +205,7 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
                 }.values()
             ),
         )
-        await self.session.execute(
-            update(IncomingEvent)
-            .where(IncomingEvent.id == event_id)
-            .values(answer=msgspec.to_builtins(answer))
-        )
+        await self.repository.store_answer(event_id, msgspec.to_builtins(answer))
         await self.uow.commit()
         FLOW_METRICS.received.inc()
         FLOW_METRICS.runs_started.labels("immediate").inc(len(started))
