@@ -123,7 +123,12 @@ LINKS: dict[str, dict[str, Link]] = {
             "EventsEventIdGetEvent",
             "The stored incoming event and the runs it started.",
             event_id="$response.body#/eventId",
-        )
+        ),
+        "GetIncomingEvent": _link(
+            "EventsIncomingEventIdGetIncomingEvent",
+            "What became of the event per subscription, once debounce windows close too.",
+            event_id="$response.body#/eventId",
+        ),
     },
     "EventsStreamTicketsMintStreamTicket": {
         "OpenStream": _link(
