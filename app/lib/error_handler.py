@@ -175,6 +175,13 @@ _CONNECTION_ERRORS = (
 )
 
 
+def _rolled_back_by_the_server(exc: BaseException) -> bool:
+    """PostgreSQL undid the transaction to let a concurrent one through (SQLSTATE class 40: a
+    deadlock, a serialization failure). Nothing of the request stayed, so it is safe to retry:
+    a 503 with Retry-After, like the other transient failures, rather than a 500."""
+    return any(str(getattr(error, "sqlstate", "") or "").startswith("40") for error in _chain(exc))
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted.
 
@@ -245,6 +252,11 @@ def as_api_error(exc: BaseException) -> ApiError:
         return NotFound("No such resource.")
     if (reason := _bad_value(exc)) is not None:
         return ValidationFailed(f"Invalid request: {reason}.", details=[{"message": reason}])
+    if _rolled_back_by_the_server(exc):
+        return Unavailable(
+            "The change collided with a concurrent one and was undone; retry it.",
+            headers={"Retry-After": "1"},
+        )
     if _is_unavailable(exc):
         return Unavailable("The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
     if isinstance(exc, aa_exc.DuplicateKeyError | aa_exc.IntegrityError | sa_exc.IntegrityError):

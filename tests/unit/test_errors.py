@@ -32,3 +32,19 @@ def test_an_unknown_error_is_internal_and_says_nothing_more() -> None:
     assert (answer.status_code, answer.code) == (500, "INTERNAL_ERROR")
     assert "secret" not in answer.message
     assert answer.details is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        asyncpg.exceptions.SerializationError("could not serialize access due to concurrent update"),
+    ],
+    ids=["deadlock", "serialization"],
+)
+def test_a_transaction_the_server_undid_is_a_retryable_503(error: Exception) -> None:
+    answer = as_api_error(error)
+
+    assert (answer.status_code, answer.code) == (503, "UNAVAILABLE")
+    assert answer.headers == {"Retry-After": "1"}
+    assert "retry" in answer.message
