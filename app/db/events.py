@@ -4,7 +4,7 @@ Ids are a monotonic identity (they are the SSE ``id:``). An event's delivery pos
 ``(xid, id)``, where ``xid`` is stamped by the sequencer after the event committed (NULL until
 then): readers deliver sequenced events in position order, so an event committed late with a
 lower id can never be skipped, and no unrelated transaction holds delivery back (see
-``app.domain.events.store``).
+``app.domain.events.repositories``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class XID8(UserDefinedType[int]):
 class Event(IdentityBase):
     __tablename__ = "events"
 
-    # The sequencer's transaction id, once sequenced (see app.domain.events.store.sequence_events).
+    # The sequencer's transaction id, once sequenced (see app.domain.events.repositories.sequence_events).
     xid: Mapped[int | None] = mapped_column(XID8(), nullable=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(200))

@@ -6,7 +6,7 @@ script id, or ``*``) starts a run of its script when such an event concerns scri
 events: the run's script). This happens here, in the worker, so request paths never wait for it.
 
 The dispatcher sequences, then reads the event store in its safe order (position ``(xid, id)``:
-see ``app.domain.events.store``) from a cursor kept in
+see ``app.domain.events.repositories``) from a cursor kept in
 ``worker_cursors``. One batch is one transaction: lock the cursor row (``SKIP LOCKED``: one
 dispatcher at a time, others wait for the next round), read the next lifecycle events, record
 each event that matches subscriptions as an incoming event (unique per lifecycle event id), start
@@ -35,8 +35,8 @@ from uuid_utils.compat import uuid7
 
 from app.config import Settings
 from app.db.runtime import SharedConnections
+from app.domain.events.repositories import sequence_events
 from app.domain.events.schemas import LIFECYCLE_EVENTS
-from app.domain.events.store import sequence_events
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.worker.loop import PollingLoop
 
@@ -54,7 +54,7 @@ _encode = msgspec.json.encode
 _LOCK_CURSOR = f"SELECT xid, event_id FROM worker_cursors WHERE name = '{CURSOR_NAME}' FOR UPDATE SKIP LOCKED"
 # The next sequenced lifecycle events and, from the same snapshot, the newest sequenced
 # position: when the page is not full, the cursor may move up to it (whatever is sequenced later
-# gets a larger position; see app.domain.events.store).
+# gets a larger position; see app.domain.events.repositories).
 _READ = """
 WITH newest AS (
     SELECT xid, id FROM events WHERE xid IS NOT NULL ORDER BY xid DESC, id DESC LIMIT 1

@@ -6,7 +6,7 @@ import asyncio
 import gc
 
 from app.domain.events.hub import EventHub, collection_deferred_past_fan_out
-from app.domain.events.store import LiveEvent, Position
+from app.domain.events.repositories import LiveEvent, Position
 
 
 def event(n: int, tenant: str = "acme", name: str = "X.Done.v1", correlation: str | None = None) -> LiveEvent:

@@ -23,7 +23,7 @@ import anyio
 import asyncpg
 
 from app.db.runtime import SharedConnections
-from app.domain.events.store import LiveEvent, Position, current_start, read_all_after, sequence_events
+from app.domain.events.repositories import LiveEvent, Position, current_start, read_all_after, sequence_events
 from app.lib.aio import wait_for_event
 from app.lib.backoff import Backoff
 

@@ -17,8 +17,8 @@ import msgspec
 from sse_starlette import ServerSentEvent
 
 from app.domain.events.hub import EventHub
+from app.domain.events.repositories import START, Position, position_of, read_after
 from app.domain.events.schemas import StreamNotice
-from app.domain.events.store import START, Position, position_of, read_after
 from app.lib.schema import timestamp
 
 __all__ = ["ping", "stream"]

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
+from app.domain.events.repositories import append_event
 from app.domain.events.schemas import ScriptArchivedPayload, ScriptPublishedPayload, VersionCreatedPayload
-from app.domain.events.store import append_event
 from app.domain.incoming_events.flow_control import cancel_for_script
 from app.domain.scripts import diff, repositories
 from app.domain.scripts.graph import validate_graph

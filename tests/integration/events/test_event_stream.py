@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.config import Settings
-from app.domain.events.store import append_event
+from app.domain.events.repositories import append_event
 from tests.support.api import ADMIN_TOKEN, assert_error, new_tenant
 from tests.support.server import ServerProcess
 from tests.support.sse import EventStream, data

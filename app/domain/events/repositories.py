@@ -1,5 +1,5 @@
-"""Writing events (inside the caller's transaction), sequencing them, and reading them back in
-a safe order.
+"""All SQL of events: writing them (inside the caller's transaction), sequencing them, and
+reading them back in a safe order.
 
 Ids come from an identity column, so two concurrent transactions can commit ids out of order:
 a reader that asked ``WHERE id > last_seen`` could pass 11 before 10 became visible, and never
