@@ -37,12 +37,22 @@ from app.config import Settings
 from app.db.runtime import SharedConnections
 from app.domain.events.repositories import sequence_events
 from app.domain.events.schemas import LIFECYCLE_EVENTS
+from app.domain.incoming_events.repositories import (
+    HOOK_ANSWER,
+    HOOK_CURSOR_NAME,
+    HOOK_LOCK_CURSOR,
+    HOOK_MATCHES,
+    HOOK_MOVE_CURSOR,
+    HOOK_READ,
+    HOOK_RECORD,
+    HOOK_RUN_CHAINS,
+)
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
 from app.worker.loop import PollingLoop
 
 __all__ = ["CURSOR_NAME", "MAX_HOOK_DEPTH", "LifecycleHookDispatcher", "dispatch_batch"]
 
-CURSOR_NAME = "lifecycle_hooks"
+CURSOR_NAME = HOOK_CURSOR_NAME
 MAX_HOOK_DEPTH = 3
 RUN_EVENTS = ("Run.Started", "Run.Finished")
 
@@ -51,80 +61,18 @@ _stdlib_logger = logging.getLogger("app.worker.hooks")
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
-_LOCK_CURSOR = f"SELECT xid, event_id FROM worker_cursors WHERE name = '{CURSOR_NAME}' FOR UPDATE SKIP LOCKED"
-# The next sequenced lifecycle events and, from the same snapshot, the newest sequenced
-# position: when the page is not full, the cursor may move up to it (whatever is sequenced later
-# gets a larger position; see app.domain.events.repositories).
-_READ = """
-WITH newest AS (
-    SELECT xid, id FROM events WHERE xid IS NOT NULL ORDER BY xid DESC, id DESC LIMIT 1
-)
-SELECT n.xid AS newest_xid, n.id AS newest_id, e.id, e.xid, e.tenant_id, e.event, e.payload,
-       e.occurred_at
-FROM (SELECT 1) AS one
-LEFT JOIN newest AS n ON true
-LEFT JOIN LATERAL (
-    SELECT id, xid, tenant_id, event, payload::text AS payload, occurred_at
-    FROM events
-    WHERE (xid, id) > ($1::xid8, $2::bigint) AND event = ANY($3::text[])
-    ORDER BY xid, id
-    LIMIT $4
-) AS e ON true
-"""
-# Where each run stands in a hook chain: its depth, and the lifecycle event that started the
-# chain (a hook run's ``originEventId``; none for other runs, whose events start chains).
-_RUN_CHAINS = """
-SELECT id, CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
-                THEN coalesce((event_data->>'hookDepth')::integer, 1) ELSE 0 END AS depth,
-       CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
-                THEN coalesce((event_data->>'originEventId')::bigint,
-                              (event_data->>'lifecycleEventId')::bigint)
-       END AS origin
-FROM runs WHERE id = ANY($1::uuid[])
-"""
-# Active subscriptions matching each event (by tenant, name, subject or '*'), created before the
-# event happened, except the subject script's own; one row per (event, script).
-_MATCHES = """
-SELECT DISTINCT e.idx, sub.script_id, s.active_version_id IS NOT NULL AS has_active_version,
-       s.status = 'ARCHIVED' AS archived
-FROM unnest($1::integer[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[])
-     AS e(idx, tenant_id, event_name, subject, occurred_at)
-JOIN trigger_subscriptions AS sub
-  ON sub.tenant_id = e.tenant_id AND sub.event_name = e.event_name AND sub.subject IN (e.subject, '*')
-     AND sub.active AND sub.created_at <= e.occurred_at
-JOIN scripts AS s ON s.id = sub.script_id
-WHERE sub.script_id::text <> e.subject
-ORDER BY e.idx, sub.script_id
-"""
-_RECORD = """
-INSERT INTO incoming_events (id, tenant_id, event_name, subject, payload, lifecycle_event_id, answer,
-                             created_at, updated_at)
-SELECT i.id, i.tenant_id, i.event_name, i.subject, i.payload::jsonb, i.lifecycle_event_id, '{}'::jsonb,
-       now(), now()
-FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::bigint[])
-     AS i(id, tenant_id, event_name, subject, payload, lifecycle_event_id)
-ON CONFLICT (lifecycle_event_id) WHERE lifecycle_event_id IS NOT NULL DO NOTHING
-RETURNING id, lifecycle_event_id
-"""
-_ANSWER = """
-UPDATE incoming_events AS ie SET answer = a.answer::jsonb
-FROM unnest($1::uuid[], $2::text[]) AS a(id, answer)
-WHERE ie.id = a.id
-"""
-_MOVE_CURSOR = f"""
-UPDATE worker_cursors SET xid = $1::xid8, event_id = $2, updated_at = now() WHERE name = '{CURSOR_NAME}'
-"""
-
 
 async def dispatch_batch(connection: asyncpg.Connection, limit: int = 500) -> int | None:
     """Dispatch the next lifecycle events, in one transaction: how many were read, or None when
     another dispatcher holds the cursor."""
     await sequence_events(connection)
     async with connection.transaction():
-        cursor = await connection.fetchrow(_LOCK_CURSOR)
+        cursor = await connection.fetchrow(HOOK_LOCK_CURSOR)
         if cursor is None:
             return None
-        rows = await connection.fetch(_READ, cursor["xid"], cursor["event_id"], list(LIFECYCLE_EVENTS), limit)
+        rows = await connection.fetch(
+            HOOK_READ, cursor["xid"], cursor["event_id"], list(LIFECYCLE_EVENTS), limit
+        )
         events = [row for row in rows if row["id"] is not None]
         position = (cursor["xid"], cursor["event_id"])
         if events:
@@ -134,7 +82,7 @@ async def dispatch_batch(connection: asyncpg.Connection, limit: int = 500) -> in
             # Every lifecycle event up to the newest sequenced one has been read: skip ahead.
             position = max(position, (rows[0]["newest_xid"], rows[0]["newest_id"]))
         if position != (cursor["xid"], cursor["event_id"]):
-            await connection.execute(_MOVE_CURSOR, *position)
+            await connection.execute(HOOK_MOVE_CURSOR, *position)
         return len(events)
 
 
@@ -147,7 +95,7 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
     ]
     chains = {
         row["id"]: (row["depth"], row["origin"])
-        for row in await connection.fetch(_RUN_CHAINS, [r for r in run_ids if r])
+        for row in await connection.fetch(HOOK_RUN_CHAINS, [r for r in run_ids if r])
     }
     # (index, event, payload, (depth, origin)): the chain an event belongs to. A person's change
     # (or a run that is no hook) starts a chain of its own, named by its event's id.
@@ -165,7 +113,7 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
     if not candidates:
         return
     matches = await connection.fetch(
-        _MATCHES,
+        HOOK_MATCHES,
         [index for index, *_ in candidates],
         [event["tenant_id"] for _, event, _, _ in candidates],
         [event["event"] for _, event, _, _ in candidates],
@@ -179,7 +127,7 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
     if not matched:
         return
     recorded = await connection.fetch(
-        _RECORD,
+        HOOK_RECORD,
         [uuid7() for _ in matched],
         [event["tenant_id"] for _, event, _, _ in matched],
         [event["event"] for _, event, _, _ in matched],
@@ -237,7 +185,7 @@ async def _dispatch(connection: asyncpg.Connection, events: list[asyncpg.Record]
         ]
         answer = {"eventId": str(incoming_id), "runs": runs, "skipped": skipped}
         answers.append((incoming_id, _encode(answer).decode()))
-    await connection.execute(_ANSWER, [a[0] for a in answers], [a[1] for a in answers])
+    await connection.execute(HOOK_ANSWER, [a[0] for a in answers], [a[1] for a in answers])
     if started:
         logger.info("lifecycle hooks started runs", count=len(started))
 

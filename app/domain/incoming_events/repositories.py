@@ -31,6 +31,14 @@ __all__ = [
     "CLOSE_WINDOWS",
     "EXISTING_RUNS",
     "FOLD",
+    "HOOK_ANSWER",
+    "HOOK_CURSOR_NAME",
+    "HOOK_LOCK_CURSOR",
+    "HOOK_MATCHES",
+    "HOOK_MOVE_CURSOR",
+    "HOOK_READ",
+    "HOOK_RECORD",
+    "HOOK_RUN_CHAINS",
     "LOCK_FLOWS",
     "MATCHING_SUBSCRIPTIONS",
     "OPEN",
@@ -263,3 +271,74 @@ class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
         await self.session.execute(
             update(IncomingEvent).where(IncomingEvent.id == event_id).values(answer=answer)
         )
+
+
+# ---- lifecycle hooks: the dispatcher's statements (app/worker/hooks.py) ----------------------
+
+# The dispatcher's position in the sequenced events, one row in worker_cursors.
+HOOK_CURSOR_NAME = "lifecycle_hooks"
+HOOK_LOCK_CURSOR = (
+    f"SELECT xid, event_id FROM worker_cursors WHERE name = '{HOOK_CURSOR_NAME}' FOR UPDATE SKIP LOCKED"
+)
+# The next sequenced lifecycle events and, from the same snapshot, the newest sequenced
+# position: when the page is not full, the cursor may move up to it (whatever is sequenced later
+# gets a larger position; see app.domain.events.repositories).
+HOOK_READ = """
+WITH newest AS (
+    SELECT xid, id FROM events WHERE xid IS NOT NULL ORDER BY xid DESC, id DESC LIMIT 1
+)
+SELECT n.xid AS newest_xid, n.id AS newest_id, e.id, e.xid, e.tenant_id, e.event, e.payload,
+       e.occurred_at
+FROM (SELECT 1) AS one
+LEFT JOIN newest AS n ON true
+LEFT JOIN LATERAL (
+    SELECT id, xid, tenant_id, event, payload::text AS payload, occurred_at
+    FROM events
+    WHERE (xid, id) > ($1::xid8, $2::bigint) AND event = ANY($3::text[])
+    ORDER BY xid, id
+    LIMIT $4
+) AS e ON true
+"""
+# Where each run stands in a hook chain: its depth, and the lifecycle event that started the
+# chain (a hook run's ``originEventId``; none for other runs, whose events start chains).
+HOOK_RUN_CHAINS = """
+SELECT id, CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
+                THEN coalesce((event_data->>'hookDepth')::integer, 1) ELSE 0 END AS depth,
+       CASE WHEN trigger_type = 'LIFECYCLE_HOOK'
+                THEN coalesce((event_data->>'originEventId')::bigint,
+                              (event_data->>'lifecycleEventId')::bigint)
+       END AS origin
+FROM runs WHERE id = ANY($1::uuid[])
+"""
+# Active subscriptions matching each event (by tenant, name, subject or '*'), created before the
+# event happened, except the subject script's own; one row per (event, script).
+HOOK_MATCHES = """
+SELECT DISTINCT e.idx, sub.script_id, s.active_version_id IS NOT NULL AS has_active_version,
+       s.status = 'ARCHIVED' AS archived
+FROM unnest($1::integer[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[])
+     AS e(idx, tenant_id, event_name, subject, occurred_at)
+JOIN trigger_subscriptions AS sub
+  ON sub.tenant_id = e.tenant_id AND sub.event_name = e.event_name AND sub.subject IN (e.subject, '*')
+     AND sub.active AND sub.created_at <= e.occurred_at
+JOIN scripts AS s ON s.id = sub.script_id
+WHERE sub.script_id::text <> e.subject
+ORDER BY e.idx, sub.script_id
+"""
+HOOK_RECORD = """
+INSERT INTO incoming_events (id, tenant_id, event_name, subject, payload, lifecycle_event_id, answer,
+                             created_at, updated_at)
+SELECT i.id, i.tenant_id, i.event_name, i.subject, i.payload::jsonb, i.lifecycle_event_id, '{}'::jsonb,
+       now(), now()
+FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::bigint[])
+     AS i(id, tenant_id, event_name, subject, payload, lifecycle_event_id)
+ON CONFLICT (lifecycle_event_id) WHERE lifecycle_event_id IS NOT NULL DO NOTHING
+RETURNING id, lifecycle_event_id
+"""
+HOOK_ANSWER = """
+UPDATE incoming_events AS ie SET answer = a.answer::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS a(id, answer)
+WHERE ie.id = a.id
+"""
+HOOK_MOVE_CURSOR = f"""
+UPDATE worker_cursors SET xid = $1::xid8, event_id = $2, updated_at = now() WHERE name = '{HOOK_CURSOR_NAME}'
+"""
