@@ -56,9 +56,10 @@ from app.lib.openapi import document_access, document_contract, error_responses
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
 from app.lib.pagination import provide_page_params
 from app.lib.rate_limit import RateLimits, TenantRateLimitMiddleware
+from app.lib.request_metrics import RequestMetricsMiddleware
 from app.lib.tenancy import provide_tenant_id
 from app.server.health import HealthController, migrations_head
-from app.server.metrics import MetricsController, prometheus_config
+from app.server.metrics import MetricsController
 from app.worker import WORKER_CONNECTIONS, BackgroundWork
 
 __all__ = ["create_app"]
@@ -226,7 +227,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             CorrelationIdMiddleware(),
             HeaderLimitMiddleware(),
-            prometheus_config.middleware,
+            RequestMetricsMiddleware(),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
             TenantRateLimitMiddleware(rate_limits),
             IdempotencyMiddleware(database, settings),

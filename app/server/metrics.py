@@ -13,23 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import text
 
 from app.lib.openapi import errors
 
-__all__ = ["MetricsController", "prometheus_config"]
+__all__ = ["MetricsController"]
 
-prometheus_config = PrometheusConfig(
-    app_name="scriptworks",
-    prefix="scriptworks",
-    group_path=True,
-    # A stream's "duration" is its whole life: it would only blur the latency histograms.
-    exclude=["^/metrics", "^/events/stream"],
-    exclude_unhandled_paths=True,
-)
 
 _OUTBOX = text(
     """
