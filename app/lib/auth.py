@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.config import ConfigError
+from app.lib.access import enforce
 from app.lib.errors import Unauthorized
 from app.lib.principals import DEV_PRINCIPAL, Principal
 from app.lib.tokens import InvalidToken, JwtVerifier, StreamTickets, looks_like_jwt
@@ -120,6 +121,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise MissingToken()
         authenticator: Authenticator = connection.app.state.authenticator
         principal = await authenticator.principal(token, stream=stream)
+        enforce(connection.scope, principal)  # the role table (app.lib.access), before anything else
         return AuthenticationResult(user=principal, auth=None)
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
+from litestar import Litestar, get
 
 from app.config import Settings
-from app.lib.access import ACCESS, access_of
+from app.lib.access import ACCESS, access_of, check_every_route_has_access
+from app.lib.auth import PUBLIC_OPT
 from app.lib.principals import ROLES
 from tests.support.api import (
     ADMIN_TOKEN,
@@ -197,3 +198,17 @@ async def test_a_role_never_widens_the_tenants(http: httpx.AsyncClient) -> None:
     )
 
     assert_error(internal, 403, "TENANT_FORBIDDEN")
+
+
+def test_a_route_skipped_by_authentication_must_be_public_or_the_app_refuses_to_start() -> None:
+    @get("/health", opt={PUBLIC_OPT: True})  # public in ACCESS: fine
+    async def health() -> None: ...
+
+    @get("/metrics", opt={PUBLIC_OPT: True})  # operator-only in ACCESS: nothing would check it
+    async def metrics() -> None: ...
+
+    check_every_route_has_access(Litestar([health]), PUBLIC_OPT)
+    with pytest.raises(
+        RuntimeError, match="skipped by authentication but not public in ACCESS: GET /metrics"
+    ):
+        check_every_route_has_access(Litestar([health, metrics]), PUBLIC_OPT)
