@@ -28,11 +28,12 @@ SCRIPT_COLUMNS = (
     "intents, language_codes, embedding_key, created_by_id, updated_by_id, created_at, updated_at"
 )
 
-# A script and its active version (columns prefixed ``v_``), or no row.
+# A script and its active version (columns prefixed ``v_``), or no row. The graph comes as its JSON
+# text: it goes out as stored, not decoded into objects to be encoded again (graphs grow large).
 GET_DETAIL = f"""
 SELECT {", ".join(f"s.{c.strip()}" for c in SCRIPT_COLUMNS.split(","))},
        v.id AS v_id, v.tenant_id AS v_tenant_id, v.script_id AS v_script_id, v.version AS v_version,
-       v.graph_json AS v_graph_json, v.variables_def AS v_variables_def, v.changelog AS v_changelog,
+       v.graph_json::text AS v_graph_json, v.variables_def AS v_variables_def, v.changelog AS v_changelog,
        v.is_published AS v_is_published, v.created_by_id AS v_created_by_id, v.created_at AS v_created_at
 FROM scripts s LEFT JOIN script_versions v ON v.id = s.active_version_id
 WHERE s.id = $1 AND s.tenant_id = $2

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 import msgspec
@@ -96,6 +97,11 @@ class ScriptOut(Out):
     updated_at: Timestamp
 
 
+def _graph(value: Any) -> Any:
+    """A graph read as JSON text goes out as those bytes (``msgspec.Raw``); a decoded one as is."""
+    return msgspec.Raw(value.encode()) if isinstance(value, str) else value
+
+
 class VersionOut(Out):
     id: UUID
     tenant_id: str
@@ -107,6 +113,8 @@ class VersionOut(Out):
     is_published: bool
     created_by_id: str
     created_at: Timestamp
+
+    converters: ClassVar[dict[str, Callable[[Any], Any]]] = {"graph_json": _graph}
 
 
 class ScriptDetail(ScriptOut):
