@@ -146,6 +146,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _decode(kind: type, value: Any) -> Any:
+    """msgspec's ``dec_hook``: the two types it does not convert by itself (paths, and the
+    principals ``_auth_tokens`` already built); anything else is refused as its protocol asks,
+    by raising ``NotImplementedError`` (reported as a validation error naming the variable)."""
     if kind is Path:
         return Path(value)
     if kind is Principal and isinstance(value, Principal):

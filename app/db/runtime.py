@@ -67,6 +67,7 @@ class SharedConnections:
         await self._close_listener()
         if self.pool is not None:
             await self.pool.close()
+            self.pool = None
 
     async def __aenter__(self) -> SharedConnections:
         await self.open()

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.lib.idempotency import owned_session
+
 if TYPE_CHECKING:
     from litestar import Request
 
@@ -58,8 +60,6 @@ class UnitOfWork:
         """The request's unit of work: held when the Idempotency-Key layer opened a transaction
         for it (its session is the request's), else on the shared pool and a session made when
         first used (a request on the hot paths makes none)."""
-        from app.lib.idempotency import owned_session  # the layer imports nothing of this module
-
         state = request.app.state
         owned = owned_session(request.scope)
         if owned is not None:

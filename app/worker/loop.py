@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import asyncpg
@@ -23,7 +24,7 @@ __all__ = ["DueBatchLoop", "PollingLoop"]
 _logger = logging.getLogger("app.worker")
 
 
-class PollingLoop:
+class PollingLoop(ABC):
     name: ClassVar[str] = "loop"
 
     def __init__(self, shared: SharedConnections, poll_seconds: float) -> None:
@@ -37,9 +38,9 @@ class PollingLoop:
         assert self.shared.pool is not None, "open the shared connections first"
         return self.shared.pool
 
+    @abstractmethod
     async def step(self) -> bool:
         """One round of work; True when more may be waiting right now."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         self._stop.clear()
@@ -91,11 +92,11 @@ class DueBatchLoop(PollingLoop):
         self.committed(claimed)
         return len(claimed)
 
+    @abstractmethod
     async def handle(
         self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
     ) -> None:
         """Act on the claimed rows, in the claim's transaction."""
-        raise NotImplementedError
 
     def committed(self, claimed: list[asyncpg.Record]) -> None:
         """After the pass committed: counters and metrics."""

@@ -31,7 +31,6 @@ class Standalone(Generic[Part]):
     async def stop(self, grace_seconds: float = 10.0) -> None:
         await self.part.stop(grace_seconds)  # type: ignore[attr-defined]
         await self.shared.close()
-        self.shared.pool = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.part, name)

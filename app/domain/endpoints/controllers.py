@@ -16,9 +16,10 @@ from app.config import Settings
 from app.domain.endpoints.schemas import EndpointCreate, EndpointOut, HookAccepted
 from app.domain.endpoints.services import EndpointService, HookRequest, resolve_route
 from app.lib.auth import PUBLIC_OPT, Authenticator, bearer_token
+from app.lib.dependencies import Paging, Tenant
 from app.lib.errors import ApiError, NotFound, PayloadTooLarge
 from app.lib.openapi import errors, json_body
-from app.lib.pagination import Page, PageParams, build_page
+from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
 from app.lib.service import provide_service
@@ -27,8 +28,6 @@ from app.lib.tenancy import ensure_granted, ensure_same_tenant
 __all__ = ["HookController", "ScriptEndpointController"]
 
 Endpoints = NamedDependency[EndpointService]
-Tenant = NamedDependency[str]
-Paging = NamedDependency[PageParams]
 
 EndpointBody = Annotated[
     EndpointCreate,

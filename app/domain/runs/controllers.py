@@ -28,19 +28,17 @@ from app.domain.runs.schemas import (
     VariableOut,
 )
 from app.domain.runs.services import RunService
+from app.lib.dependencies import Paging, Tenant, Window
 from app.lib.openapi import errors, json_batch, json_body
-from app.lib.pagination import Page, PageParams, build_page
+from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
 from app.lib.tenancy import ensure_same_tenant
-from app.lib.timerange import TimeWindow, provide_time_window
+from app.lib.timerange import provide_time_window
 from app.lib.uow import UnitOfWork
 
 __all__ = ["ExecutionReportController", "RunController"]
 
 Runs = NamedDependency[RunService]
-Tenant = NamedDependency[str]
-Paging = NamedDependency[PageParams]
-Window = NamedDependency[TimeWindow]
 VariablesBody = Annotated[list[VariableIn], json_batch(1, MAX_BATCH)]
 StepsBody = Annotated[list[StepIn], json_batch(1, MAX_BATCH)]
 

@@ -27,23 +27,20 @@ from app.domain.scripts.schemas import (
     VersionSummary,
 )
 from app.domain.scripts.services import ScriptService, script_etag
+from app.lib.dependencies import CurrentActor, Paging, Tenant, Window
 from app.lib.etag import IF_MATCH_PATTERN, parse_if_match
 from app.lib.openapi import errors, json_body
-from app.lib.pagination import Page, PageParams, build_page
+from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
-from app.lib.timerange import TimeWindow, provide_time_window
+from app.lib.timerange import provide_time_window
 from app.lib.uow import UnitOfWork
 
 __all__ = ["AuditController", "ScriptController"]
 
 Scripts = NamedDependency[ScriptService]
 Audit = NamedDependency[AuditService]
-Window = NamedDependency[TimeWindow]
-Tenant = NamedDependency[str]
-CurrentActor = NamedDependency[Principal]
-Paging = NamedDependency[PageParams]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
