@@ -3,7 +3,13 @@
 One loop claims (``FOR UPDATE SKIP LOCKED``, so any number of workers share the table), each
 claimed command runs in its own task (fake delay, then the handler), and a flusher writes
 finished outcomes in batches: completion events, ``COMPLETED`` rows and the NOTIFY all commit in
-one transaction. The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a
+one transaction.
+
+A worker with every slot taken still serves a tenant it holds nothing of: the express lane
+claims, on each new command, the oldest due command of every tenant with nothing in this
+worker's hands (a few slots beyond the batch capacity), and records each outcome on its own. So
+a quiet tenant's command starts at once instead of after the busy tenant's round in hand, however
+slow that round's handlers are. The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a
 command is inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
 """
 
@@ -57,6 +63,9 @@ class OutboxWorker:
         self._pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.capacity = max(settings.worker_batch_size * 2, 1)
+        self.express_capacity = max(settings.worker_batch_size // 10, 1)
+        self._express_wake = asyncio.Event()
+        self._express: set[Any] = set()
         # Counters for metrics and tests.
         self.claimed = 0
         self.completed = 0
@@ -72,6 +81,7 @@ class OutboxWorker:
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
+            asyncio.create_task(self._express_loop(), name="outbox-express"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._lease_loop(), name="outbox-leases"),
@@ -115,6 +125,7 @@ class OutboxWorker:
 
     def _on_notify(self, _payload: str) -> None:
         self._wake.set()
+        self._express_wake.set()
 
     async def _claim_loop(self) -> None:
         assert self._pool is not None
@@ -169,9 +180,62 @@ class OutboxWorker:
         """
         if self.settings.tenant_max_in_flight is None:
             return Counter()
+        return self._tenants_in_hand()
+
+    def _tenants_in_hand(self) -> Counter[str]:
         return Counter(command.tenant_id for command, _ in self._in_flight.values())
 
+    async def _express_loop(self) -> None:
+        """Claim for tenants this worker holds nothing of while its slots are all taken.
+
+        The claim is the fair claim with a cap of one command per tenant, counting everything in
+        hand, so it passes over every tenant already being served and costs one statement per
+        wake-up. It has a rotation of its own: it must not move the main claims' place in the
+        round-robin. A wake-up that comes while the worker has free slots is left to the main
+        loop, which claims at once anyway.
+        """
+        assert self._pool is not None
+        outbox = Outbox(self._pool)
+        while not self._stopping:
+            await self._express_wake.wait()
+            self._express_wake.clear()
+            room = self.express_capacity - len(self._express)
+            if self._stopping or room <= 0 or len(self._in_flight) < self.capacity:
+                continue
+            try:
+                claimed = await outbox.claim(
+                    room,
+                    self.settings.worker_lease_seconds,
+                    tenant_max_in_flight=1,
+                    in_hand=self._tenants_in_hand(),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the main loop backs off and retries; so does the next wake-up
+                _stdlib_logger.warning("express claim failed (%s)", type(error).__name__)
+                continue
+            for command in claimed:
+                self._express.add(command.id)
+                self._in_flight[command.id] = (command, asyncio.create_task(self._process(command)))
+            self.claimed += len(claimed)
+
     async def _process(self, command: ClaimedCommand) -> None:
+        outcome = await self._run(command)
+        if command.id in self._express:
+            await self._record_express(outcome)
+        else:
+            self._queue(outcome)
+
+    def _queue(self, outcome: Success | Failure) -> None:
+        """Hand an outcome to the flusher."""
+        if isinstance(outcome, Success):
+            self._successes.append(outcome)
+        else:
+            self._failures.append(outcome)
+        self._flush_wake.set()
+
+    async def _run(self, command: ClaimedCommand) -> Success | Failure:
+        """The command's handler (after the fake delay), within HANDLER_TIMEOUT_SECONDS."""
         low, high = self.settings.worker_fake_delay_ms
         with structlog.contextvars.bound_contextvars(
             correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
@@ -182,26 +246,46 @@ class OutboxWorker:
                     if high > 0:
                         await asyncio.sleep(random.uniform(low, high) / 1000)
                     result = await self.registry.handler_for(command.command)(command)
-                self._successes.append(Success(command, result.event, result.payload))
+                return Success(command, result.event, result.payload)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
                 logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout)
-                self._failures.append(
-                    Failure(
-                        command,
-                        self.registry.event_for(command.command),
-                        f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
-                    )
+                return Failure(
+                    command,
+                    self.registry.event_for(command.command),
+                    f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
                 )
             except Exception as error:
                 logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
-                self._failures.append(
-                    Failure(
-                        command, self.registry.event_for(command.command), f"{type(error).__name__}: {error}"
-                    )
+                return Failure(
+                    command, self.registry.event_for(command.command), f"{type(error).__name__}: {error}"
                 )
-            self._flush_wake.set()
+
+    async def _record_express(self, outcome: Success | Failure) -> None:
+        """Record an express outcome at once, on its own: waiting for the flusher would put it
+        behind the busy tenant's batch being written. If that fails, the flusher takes it over
+        (and retries with backoff)."""
+        assert self._pool is not None
+        try:
+            await Outbox(self._pool).record(
+                [outcome] if isinstance(outcome, Success) else [],
+                [outcome] if isinstance(outcome, Failure) else [],
+                max_attempts=self.settings.worker_max_attempts,
+                retry_base_seconds=self.settings.worker_retry_base_seconds,
+                retry_max_seconds=self.settings.worker_retry_max_seconds,
+            )
+        except Exception as error:
+            _stdlib_logger.warning("worker could not record an outcome (%s); queued", type(error).__name__)
+            self._express.discard(outcome.command.id)
+            self._queue(outcome)
+            return
+        self._express.discard(outcome.command.id)
+        self._in_flight.pop(outcome.command.id, None)
+        if isinstance(outcome, Success):
+            self.completed += 1
+        else:
+            self.failed_attempts += 1
 
     async def _lease_loop(self) -> None:
         """Keep the leases of commands in hand alive, so a handler slower than the lease is not

@@ -118,6 +118,38 @@ async def test_a_tenants_backlog_delays_another_tenants_command_by_one_claim_rou
     assert (await status_counts(db, noisy))["PENDING"] > 90_000
 
 
+async def test_a_worker_with_every_slot_taken_still_starts_a_tenant_it_holds_nothing_of(
+    fresh_database_url: str, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # Two-command batches (four slots) of handlers that take 1.5 s: the busy tenant fills them all.
+    settings = make_settings(
+        fresh_database_url, WORKER_BATCH_SIZE="2", WORKER_FAKE_DELAY_MS="1500", WORKER_POLL_SECONDS="0.2"
+    )
+    busy, quiet = new_tenant(), new_tenant()
+    await backlog(db, busy, 8, oldest_seconds=60)
+    worker = new_worker(settings)
+    await worker.start()
+    try:
+        await eventually(lambda: status_counts(db, busy), lambda s: s.get("PROCESSING", 0) == 4)
+        await post_command(Api(client, quiet), "the-one")
+        # One snapshot: the quiet command's status and how many of the busy tenant's are done.
+        seen = await eventually(
+            lambda: db.fetchrow(
+                "SELECT (SELECT status FROM commands WHERE tenant_id = $1) AS quiet,"
+                " (SELECT count(*) FROM commands WHERE tenant_id = $2 AND status = 'COMPLETED') AS busy_done",
+                quiet,
+                busy,
+            ),
+            lambda row: row["quiet"] != "PENDING",
+        )
+        await eventually(lambda: status_counts(db, quiet), lambda s: s.get("COMPLETED", 0) == 1)
+    finally:
+        await worker.stop()
+
+    # Started while the busy tenant's first round still held every slot, not after it.
+    assert (seen["quiet"], seen["busy_done"]) == ("PROCESSING", 0)
+
+
 async def test_a_tenants_commands_complete_in_the_order_they_became_due(
     queue_settings: Settings, db: asyncpg.Pool
 ) -> None:
