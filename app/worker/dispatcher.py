@@ -5,9 +5,10 @@ claimed command runs in its own task (fake delay, then the handler), and a flush
 finished outcomes in batches: completion events, ``COMPLETED`` rows and the NOTIFY all commit in
 one transaction.
 
-A worker with every slot taken still serves a tenant it holds nothing of: the express lane
-claims, on each new command, the oldest due command of every tenant with nothing in this
-worker's hands (a few slots beyond the batch capacity), and records each outcome on its own. So
+A busy worker still serves a tenant it holds nothing of at once: on each new command that comes
+while the main loop is claiming or has every slot taken, the express lane claims the oldest due
+command of each tenant with nothing in this worker's hands (into a few slots beyond the batch
+capacity), and records each outcome on its own. So
 a quiet tenant's command starts at once instead of after the busy tenant's round in hand, however
 slow that round's handlers are. The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a
 command is inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
@@ -66,6 +67,11 @@ class OutboxWorker:
         self.express_capacity = max(settings.worker_batch_size // 10, 1)
         self._express_wake = asyncio.Event()
         self._express: set[Any] = set()
+        # One claim at a time per worker, so each claim counts exactly what is in hand: an express
+        # claim running beside a main claim could take a busy tenant's oldest command while the
+        # main claim takes its next ones, and they could finish out of order.
+        self._claim_lock = asyncio.Lock()
+        self._idle_with_room = False  # the main loop waits for work with slots free
         # Counters for metrics and tests.
         self.claimed = 0
         self.completed = 0
@@ -150,20 +156,22 @@ class OutboxWorker:
                 self._wake.clear()
                 claimed: list[ClaimedCommand] = []
                 if free > 0:
-                    claimed = await outbox.claim(
-                        min(free, self.settings.worker_batch_size),
-                        self.settings.worker_lease_seconds,
-                        tenant_max_in_flight=self.settings.tenant_max_in_flight,
-                        in_hand=self._in_hand_by_tenant(),
-                    )
-                    for command in claimed:
-                        task = asyncio.create_task(self._process(command))
-                        self._in_flight[command.id] = (command, task)
-                    self.claimed += len(claimed)
+                    async with self._claim_lock:
+                        claimed = await outbox.claim(
+                            min(free, self.settings.worker_batch_size),
+                            self.settings.worker_lease_seconds,
+                            tenant_max_in_flight=self.settings.tenant_max_in_flight,
+                            in_hand=self._in_hand_by_tenant(),
+                        )
+                        self._start(claimed)
                 backoff.reset()
                 if claimed and len(self._in_flight) < self.capacity:
                     continue  # there may be more due work right now
-                await wait_for_event(self._wake, self.settings.worker_poll_seconds)
+                self._idle_with_room = len(self._in_flight) < self.capacity
+                try:
+                    await wait_for_event(self._wake, self.settings.worker_poll_seconds)
+                finally:
+                    self._idle_with_room = False
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -191,33 +199,37 @@ class OutboxWorker:
         The claim is the fair claim with a cap of one command per tenant, counting everything in
         hand, so it passes over every tenant already being served and costs one statement per
         wake-up. It has a rotation of its own: it must not move the main claims' place in the
-        round-robin. A wake-up that comes while the worker has free slots is left to the main
-        loop, which claims at once anyway.
+        round-robin. A wake-up that finds the main loop waiting for work with free slots is left
+        to it: it claims at once anyway, in its batch.
         """
         assert self._pool is not None
         outbox = Outbox(self._pool)
         while not self._stopping:
             await self._express_wake.wait()
             self._express_wake.clear()
-            room = self.express_capacity - len(self._express)
-            if self._stopping or room <= 0 or len(self._in_flight) < self.capacity:
-                continue
-            try:
-                claimed = await outbox.claim(
-                    room,
-                    self.settings.worker_lease_seconds,
-                    tenant_max_in_flight=1,
-                    in_hand=self._tenants_in_hand(),
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the main loop backs off and retries; so does the next wake-up
-                _stdlib_logger.warning("express claim failed (%s)", type(error).__name__)
-                continue
-            for command in claimed:
-                self._express.add(command.id)
-                self._in_flight[command.id] = (command, asyncio.create_task(self._process(command)))
-            self.claimed += len(claimed)
+            async with self._claim_lock:
+                room = self.express_capacity - len(self._express)
+                if self._stopping or room <= 0 or self._idle_with_room:
+                    continue
+                try:
+                    claimed = await outbox.claim(
+                        room,
+                        self.settings.worker_lease_seconds,
+                        tenant_max_in_flight=1,
+                        in_hand=self._tenants_in_hand(),
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # the main loop backs off and retries; so does the next wake-up
+                    _stdlib_logger.warning("express claim failed (%s)", type(error).__name__)
+                    continue
+                self._express.update(command.id for command in claimed)
+                self._start(claimed)
+
+    def _start(self, claimed: list[ClaimedCommand]) -> None:
+        for command in claimed:
+            self._in_flight[command.id] = (command, asyncio.create_task(self._process(command)))
+        self.claimed += len(claimed)
 
     async def _process(self, command: ClaimedCommand) -> None:
         outcome = await self._run(command)
