@@ -577,10 +577,14 @@ async def seed_and_list(ctx: Context) -> list[Any]:
     connection = await asyncpg.connect(**asyncpg_connect_kwargs(ctx.url))
     try:
         # Baseline 1: the same rows, generated and copied into the same schema (its indexes,
-        # foreign keys and checks), with nothing else around them: the like-for-like ratio.
+        # foreign keys and checks), with nothing else around them: the like-for-like ratio. The
+        # clock starts where the seed's does, before the rows the runs point at (scripts,
+        # versions, schedules, and an incoming event for each event-triggered run) are written:
+        # the seed writes those too, and both sides write them with the same code.
         plan = SeedPlan(tenant, count, 0.5, 100, 50_000, datetime.datetime.now(datetime.UTC))
-        prepared = await prepare(connection, plan)
         started = time.perf_counter()
+        prepared = await prepare(connection, plan)
+        prepare_seconds = time.perf_counter() - started
         await connection.copy_records_to_table("runs", records=run_rows(plan, prepared), columns=RUN_COLUMNS)
         raw_seconds = time.perf_counter() - started
         # Baseline 2: the same rows into a bare copy of the table (no index, no key, no check),
@@ -603,7 +607,8 @@ async def seed_and_list(ctx: Context) -> list[Any]:
         bare_copy_seconds = time.perf_counter() - started
         for statement in indexes:
             await connection.execute(statement)
-        bare_seconds = time.perf_counter() - started
+        # The prerequisites are timed once, above; they are the same rows for this baseline.
+        bare_seconds = time.perf_counter() - started + prepare_seconds
         await connection.execute("DROP TABLE bench_bare_runs")
         await clean(connection, tenant)
         await connection.execute("VACUUM ANALYZE runs")
@@ -650,9 +655,12 @@ async def seed_and_list(ctx: Context) -> list[Any]:
             ok=seed_seconds <= 1.25 * raw_seconds,
             notes=[
                 f"verified: {counts}",
+                f"baseline: {prepare_seconds:.1f} s writing what the runs point at (the same code as the "
+                f"seed's) + {raw_seconds - prepare_seconds:.1f} s for the COPY of the runs",
                 f"second baseline, COPY into a bare table (no index, key or check; NOT NULL kept) then its "
-                f"{len(indexes)} indexes built: {bare_seconds:.1f} s ({bare_copy_seconds:.1f} s COPY + "
-                f"{bare_seconds - bare_copy_seconds:.1f} s indexes); seed / this = "
+                f"{len(indexes)} indexes built: {bare_seconds:.1f} s ({prepare_seconds:.1f} s "
+                f"prerequisites + {bare_copy_seconds:.1f} s COPY + "
+                f"{bare_seconds - bare_copy_seconds - prepare_seconds:.1f} s indexes); seed / this = "
                 f"{seed_seconds / bare_seconds:.2f}x",
             ],
         )
