@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.naming import conv
 
-from app.db.base import Base, TenantScoped
+from app.db.base import Base, TenantScoped, Time, newest_first, one_of
 
 __all__ = [
     "RUN_STATUSES",
@@ -48,10 +48,6 @@ DATA_TYPE_OF_STEP = {
 Json = JSONB(none_as_null=True)
 # Times a runner reports or reads back are kept to the millisecond, as the API shows them.
 MillisecondTime = TIMESTAMP(timezone=True, precision=3)
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 # CHECK names are wrapped in conv() so the metadata naming convention does not prefix them again.
@@ -81,7 +77,7 @@ class Run(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16))
     trigger_type: Mapped[str] = mapped_column(String(32))
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", name="fk_runs_schedule"))
-    planned_at: Mapped[datetime.datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    planned_at: Mapped[datetime.datetime | None] = mapped_column(Time)
     triggering_event_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("incoming_events.id", name="fk_runs_triggering_event")
     )
@@ -100,49 +96,25 @@ class Run(TenantScoped, Base):
             name="fk_runs_script_version",
             ondelete="CASCADE",
         ),
-        CheckConstraint(_in("status", RUN_STATUSES), name=conv("ck_runs_status")),
-        CheckConstraint(_in("trigger_type", TRIGGER_TYPES), name=conv("ck_runs_trigger_type")),
+        CheckConstraint(one_of("status", RUN_STATUSES), name=conv("ck_runs_status")),
+        CheckConstraint(one_of("trigger_type", TRIGGER_TYPES), name=conv("ck_runs_trigger_type")),
         CheckConstraint(TRIGGER_SOURCE_CHECK, name=conv("ck_runs_trigger_source")),
         CheckConstraint("(status = 'RUNNING') = (ended_at IS NULL)", name=conv("ck_runs_ended_at")),
         CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name=conv("ck_runs_ended_after_start")),
         # GET /runs: newest first per tenant, by each filter and by script and status together;
         # docs/performance.md, "The runs list: indexes", says which index serves which query.
-        Index("ix_runs_tenant_started", "tenant_id", text("started_at DESC"), text("id DESC")),
-        Index(
-            "ix_runs_tenant_script_started",
-            "tenant_id",
-            "script_id",
-            text("started_at DESC"),
-            text("id DESC"),
+        newest_first("ix_runs_tenant_started", "tenant_id", by="started_at"),
+        newest_first("ix_runs_tenant_script_started", "tenant_id", "script_id", by="started_at"),
+        newest_first(
+            "ix_runs_tenant_script_status_started", "tenant_id", "script_id", "status", by="started_at"
         ),
-        Index(
-            "ix_runs_tenant_script_status_started",
-            "tenant_id",
-            "script_id",
-            "status",
-            text("started_at DESC"),
-            text("id DESC"),
-        ),
-        Index(
-            "ix_runs_tenant_status_started",
-            "tenant_id",
-            "status",
-            text("started_at DESC"),
-            text("id DESC"),
-        ),
-        Index(
-            "ix_runs_tenant_trigger_started",
-            "tenant_id",
-            "trigger_type",
-            text("started_at DESC"),
-            text("id DESC"),
-        ),
-        Index(
+        newest_first("ix_runs_tenant_status_started", "tenant_id", "status", by="started_at"),
+        newest_first("ix_runs_tenant_trigger_started", "tenant_id", "trigger_type", by="started_at"),
+        newest_first(
             "ix_runs_tenant_event_started",
             "tenant_id",
             "triggering_event_id",
-            text("started_at DESC"),
-            text("id DESC"),
+            by="started_at",
             postgresql_where=text("triggering_event_id IS NOT NULL"),
         ),
         # Exactly one scheduled run per fire time, and one run of a script per incoming event,
@@ -202,7 +174,7 @@ class RunStep(TenantScoped, Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (
-        CheckConstraint(_in("step_type", STEP_TYPES), name=conv("ck_run_steps_step_type")),
+        CheckConstraint(one_of("step_type", STEP_TYPES), name=conv("ck_run_steps_step_type")),
         CheckConstraint(STEP_DATA_CHECK, name=conv("ck_run_steps_data_fits_type")),
         # A run's steps in the order they were executed.
         Index("ix_run_steps_run_executed", "run_id", "executed_at", "id"),

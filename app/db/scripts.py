@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TenantScoped
+from app.db.base import Base, TenantScoped, newest_first, one_of
 
 __all__ = ["SCRIPT_STATUSES", "AuditEntry", "Script", "ScriptVersion"]
 
@@ -47,7 +47,7 @@ class Script(TenantScoped, Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "slug", name="uq_scripts_tenant_slug"),
-        CheckConstraint("status IN ('DRAFT', 'PUBLISHED', 'ARCHIVED')", name="ck_scripts_status"),
+        CheckConstraint(one_of("status", SCRIPT_STATUSES), name="ck_scripts_status"),
         CheckConstraint("latest_version >= 0", name="ck_scripts_latest_version"),
         CheckConstraint("slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'", name="ck_scripts_slug_format"),
         # The active version must be one of this script's own versions.
@@ -60,14 +60,8 @@ class Script(TenantScoped, Base):
             initially="DEFERRED",
         ),
         # Lists: newest first per tenant, optionally by status; label containment; name/slug search.
-        Index("ix_scripts_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
-        Index(
-            "ix_scripts_tenant_status_created",
-            "tenant_id",
-            "status",
-            text("created_at DESC"),
-            text("id DESC"),
-        ),
+        newest_first("ix_scripts_tenant_created", "tenant_id"),
+        newest_first("ix_scripts_tenant_status_created", "tenant_id", "status"),
         Index("ix_scripts_labels", "labels", postgresql_using="gin"),
         Index(
             "ix_scripts_name_trgm",
@@ -114,28 +108,18 @@ class AuditEntry(TenantScoped, Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint(
-            "action IN ('CREATE', 'UPDATE', 'PUBLISH', 'ROLLBACK', 'ARCHIVE', 'RETRY', 'CANCEL')",
-            name="ck_audit_log_action",
-        ),
+        CheckConstraint(one_of("action", AUDIT_ACTIONS), name="ck_audit_log_action"),
         CheckConstraint(
             "CASE WHEN action IN ('RETRY', 'CANCEL') THEN correlation_id IS NOT NULL AND script_id IS NULL"
             " ELSE script_id IS NOT NULL AND correlation_id IS NULL END",
             name="ck_audit_log_subject",
         ),
         # Per-script trail (optionally by action), and the tenant-wide trail by actor/action/time.
-        Index("ix_audit_log_script", "script_id", text("created_at DESC"), text("id DESC")),
-        Index("ix_audit_log_script_action", "script_id", "action", text("created_at DESC"), text("id DESC")),
-        Index("ix_audit_log_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
-        Index("ix_audit_log_tenant_actor", "tenant_id", "actor_id", text("created_at DESC"), text("id DESC")),
-        Index("ix_audit_log_tenant_action", "tenant_id", "action", text("created_at DESC"), text("id DESC")),
+        newest_first("ix_audit_log_script", "script_id"),
+        newest_first("ix_audit_log_script_action", "script_id", "action"),
+        newest_first("ix_audit_log_tenant_created", "tenant_id"),
+        newest_first("ix_audit_log_tenant_actor", "tenant_id", "actor_id"),
+        newest_first("ix_audit_log_tenant_action", "tenant_id", "action"),
         # Both filters at once: their intersection can be far rarer than either (migration 0004).
-        Index(
-            "ix_audit_log_tenant_actor_action",
-            "tenant_id",
-            "actor_id",
-            "action",
-            text("created_at DESC"),
-            text("id DESC"),
-        ),
+        newest_first("ix_audit_log_tenant_actor_action", "tenant_id", "actor_id", "action"),
     )

@@ -12,7 +12,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TenantScoped
+from app.db.base import Base, TenantScoped, Time, newest_first, one_of
 from app.db.events import XID8
 
 __all__ = [
@@ -41,11 +40,6 @@ __all__ = [
 ]
 
 ENDPOINT_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-Time = DateTime(timezone=True)
-
-
-def _newest_first(name: str, *leading: str, **kw: Any) -> Index:
-    return Index(name, *leading, text("created_at DESC"), text("id DESC"), **kw)
 
 
 class EventType(TenantScoped, Base):
@@ -60,7 +54,7 @@ class EventType(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "name", name="uq_event_types_tenant_name"),
         CheckConstraint("name ~ '^[A-Za-z][A-Za-z0-9_.]{0,99}$'", name="ck_event_types_name"),
-        _newest_first("ix_event_types_tenant_created", "tenant_id"),
+        newest_first("ix_event_types_tenant_created", "tenant_id"),
     )
 
 
@@ -109,7 +103,7 @@ class TriggerSubscription(TenantScoped, Base):
             unique=True,
             postgresql_where=text("active"),
         ),
-        _newest_first("ix_trigger_subscriptions_subject", "tenant_id", "subject"),
+        newest_first("ix_trigger_subscriptions_subject", "tenant_id", "subject"),
     )
 
 
@@ -142,9 +136,9 @@ class IncomingEvent(TenantScoped, Base):
             postgresql_where=text("lifecycle_event_id IS NOT NULL"),
         ),
         # GET /events/incoming: newest first, alone or by subject or by event name.
-        _newest_first("ix_incoming_events_tenant_created", "tenant_id"),
-        _newest_first("ix_incoming_events_tenant_subject", "tenant_id", "subject"),
-        _newest_first("ix_incoming_events_tenant_event_name", "tenant_id", "event_name"),
+        newest_first("ix_incoming_events_tenant_created", "tenant_id"),
+        newest_first("ix_incoming_events_tenant_subject", "tenant_id", "subject"),
+        newest_first("ix_incoming_events_tenant_event_name", "tenant_id", "event_name"),
     )
 
 
@@ -250,7 +244,7 @@ class Schedule(TenantScoped, Base):
         CheckConstraint("deleted_at IS NULL OR NOT active", name="ck_schedules_deleted_inactive"),
         CheckConstraint("failed_attempts >= 0", name="ck_schedules_failed_attempts"),
         Index("ix_schedules_due", "due_at", postgresql_where=text("active")),
-        _newest_first(
+        newest_first(
             "ix_schedules_script", "tenant_id", "script_id", postgresql_where=text("deleted_at IS NULL")
         ),
     )
@@ -271,11 +265,11 @@ class Endpoint(TenantScoped, Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "method", "route", name="uq_endpoints_tenant_method_route"),
-        CheckConstraint("method IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')", name="ck_endpoints_method"),
+        CheckConstraint(one_of("method", ENDPOINT_METHODS), name="ck_endpoints_method"),
         CheckConstraint(
             "route ~ '^[a-z0-9][a-z0-9/_-]*$' AND route !~ '//' AND route !~ '/$'", name="ck_endpoints_route"
         ),
-        _newest_first("ix_endpoints_script", "tenant_id", "script_id"),
+        newest_first("ix_endpoints_script", "tenant_id", "script_id"),
     )
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["Row", "asyncpg_connect_kwargs", "constraint_name"]
+__all__ = ["Row", "asyncpg_connect_kwargs", "columns", "constraint_name"]
+
+
+def columns(items: Iterable[Any], *attributes: str) -> list[list[Any]]:
+    """One list per attribute (a dotted path reads through) across ``items``: the arrays that a
+    statement over ``unnest($1::uuid[], $2::text[], …)`` takes to write many rows in one round trip."""
+    items = list(items)
+    return [list(map(attrgetter(attribute), items)) for attribute in attributes]
 
 
 def constraint_name(error: BaseException) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Callable
 from functools import cache, partial
 from typing import Annotated, Any, ClassVar, Self
@@ -15,6 +16,7 @@ __all__ = [
     "CamelStruct",
     "Out",
     "TenantClaim",
+    "TenantResourceOut",
     "Timestamp",
     "TimestampOrNone",
     "timestamp",
@@ -71,6 +73,13 @@ class Out(CamelStruct):
                 value = get(prefix + name)
                 values[name] = value if convert is None else convert(value)
         return cls(**values)
+
+
+class TenantResourceOut(Out):
+    """A tenant's stored resource: every such answer starts with its ``id`` and ``tenantId``."""
+
+    id: uuid.UUID
+    tenant_id: str
 
 
 @cache

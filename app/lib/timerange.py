@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from advanced_alchemy.filters import BeforeAfter, OnBeforeAfter, StatementFilter
@@ -52,26 +52,19 @@ def parse_rfc3339(value: str, *, field: str) -> datetime.datetime:
         ) from None
 
 
-async def provide_time_window(
-    since: Annotated[
+def _bound(name: str, description: str) -> Any:
+    """The query parameter of one side of the window: a string, parsed by ``parse_rfc3339``."""
+    return Annotated[
         str | None,
-        QueryParameter(
-            name="from",
-            format=OpenAPIFormat.DATE_TIME,
-            max_length=64,
-            description="Inclusive lower bound, RFC 3339 with a UTC offset (e.g. 2026-01-01T00:00:00.000Z).",
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        QueryParameter(
-            name="to",
-            format=OpenAPIFormat.DATE_TIME,
-            max_length=64,
-            description="Exclusive upper bound, RFC 3339 with a UTC offset; must not be before `from`.",
-        ),
-    ] = None,
-) -> TimeWindow:
+        QueryParameter(name=name, format=OpenAPIFormat.DATE_TIME, max_length=64, description=description),
+    ]
+
+
+_Since = _bound("from", "Inclusive lower bound, RFC 3339 with a UTC offset (e.g. 2026-01-01T00:00:00.000Z).")
+_Until = _bound("to", "Exclusive upper bound, RFC 3339 with a UTC offset; must not be before `from`.")
+
+
+async def provide_time_window(since: _Since = None, until: _Until = None) -> TimeWindow:
     window = TimeWindow(
         since=parse_rfc3339(since, field="from") if since is not None else None,
         until=parse_rfc3339(until, field="to") if until is not None else None,

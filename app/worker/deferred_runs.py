@@ -33,8 +33,6 @@ import asyncpg
 import msgspec
 import structlog
 
-from app.config import Settings
-from app.db.runtime import SharedConnections
 from app.domain.incoming_events.flow_control import FLOW_METRICS, throttle_decision, update_throttle_ledgers
 from app.domain.incoming_events.repositories import (
     CLAIM_DUE_WINDOWS,
@@ -43,7 +41,7 @@ from app.domain.incoming_events.repositories import (
     WINDOW_EVENTS,
 )
 from app.domain.runs.services import RunSource, TriggeredStart, start_active_runs
-from app.worker.loop import DueBatchLoop
+from app.worker.loop import DueBatchLoop, start_of
 
 __all__ = ["DeferredRunStarter"]
 
@@ -52,35 +50,30 @@ _stdlib_logger = logging.getLogger("app.worker.deferred_runs")
 _decode = msgspec.json.decode
 
 
-class DeferredRunStarter(DueBatchLoop):
+# A pass's windows: how many started (or joined) a run, and the (status, reason) of the others.
+_Closed = tuple[int, list[tuple[str, str]]]
+
+
+class DeferredRunStarter(DueBatchLoop[_Closed]):
     name = "deferred-run starter"
     claim_due = CLAIM_DUE_WINDOWS
 
-    def __init__(self, settings: Settings, shared: SharedConnections) -> None:
-        super().__init__(settings, shared)
-        # Counters for tests and metrics.
-        self.runs_started = 0
-        self.closed_without_run = 0
-        self._pass: tuple[int, list[tuple[str, str]]] = (0, [])
+    @property
+    def closed_without_run(self) -> int:
+        return self.claimed - self.runs_started
 
-    async def handle(
-        self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
-    ) -> None:
-        self._pass = await self._close(connection, claimed, now)
-
-    def committed(self, claimed: list[asyncpg.Record]) -> None:
-        started, closed = self._pass
+    def committed(self, claimed: list[asyncpg.Record], handled: _Closed) -> None:
+        started, closed = handled
         self.runs_started += started
-        self.closed_without_run += len(claimed) - started
         FLOW_METRICS.runs_started.labels("debounced").inc(started)
         for status, reason in closed:
             counter = FLOW_METRICS.suppressed if status == "SUPPRESSED" else FLOW_METRICS.cancelled
             counter.labels(reason).inc()
 
-    async def _close(
+    async def handle(
         self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
-    ) -> tuple[int, list[tuple[str, str]]]:
-        """Decide and close every claimed window; the runs started and the others' (status, reason)."""
+    ) -> _Closed:
+        """Decide and close every claimed window."""
         decided: dict[uuid.UUID, tuple[str, str | None]] = {}
         to_start: list[asyncpg.Record] = []
         ledgers: dict[tuple[uuid.UUID, str], list[datetime.datetime]] = {}
@@ -145,18 +138,12 @@ class DeferredRunStarter(DueBatchLoop):
                 "sourceEventId": source["source_event_id"],
                 "coalescedEventIds": [str(event_id) for event_id in source["event_ids"]],
             }
-            starts.append(
-                TriggeredStart(
-                    tenant_id=window["tenant_id"],
-                    script_id=window["script_id"],
-                    source=RunSource(
-                        trigger_type="EVENT_TRIGGER",
-                        triggering_event_id=window["last_event_id"],
-                        event_data=event_data,
-                    ),
-                    started_by_id=source["received_by_id"],
-                )
+            trigger = RunSource(
+                trigger_type="EVENT_TRIGGER",
+                triggering_event_id=window["last_event_id"],
+                event_data=event_data,
             )
+            starts.append(start_of(window, trigger, started_by_id=source["received_by_id"]))
         started = await start_active_runs(connection, starts, now=now)
         run_of = {(r["triggering_event_id"], r["script_id"]): r["id"] for r in started}
         missing = [w for w in windows if (w["last_event_id"], w["script_id"]) not in run_of]

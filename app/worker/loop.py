@@ -11,17 +11,21 @@ import asyncio
 import datetime
 import logging
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import asyncpg
 
 from app.config import Settings
 from app.db.runtime import SharedConnections
+from app.domain.runs.services import RunSource, TriggeredStart
 from app.lib.aio import finish_or_cancel, repeat_until_stopped
 
-__all__ = ["DueBatchLoop", "PollingLoop"]
+__all__ = ["DueBatchLoop", "PollingLoop", "start_of"]
 
 _logger = logging.getLogger("app.worker")
+
+# What ``handle`` reports about its pass, for ``committed`` once the pass has committed.
+Handled = TypeVar("Handled")
 
 
 class PollingLoop(ABC):
@@ -60,7 +64,7 @@ class PollingLoop(ABC):
         _logger.warning("%s failed (%s); retrying", self.name, type(error).__name__)
 
 
-class DueBatchLoop(PollingLoop):
+class DueBatchLoop(PollingLoop, Generic[Handled]):
     """A loop over due rows: each pass claims a batch (``claim_due``: ``$1`` now, ``$2`` the batch
     size, ``$3`` the tenant served last; rows in the order taken, round-robin across tenants, with
     ``FOR UPDATE SKIP LOCKED`` so several workers share them) and ``handle``s it in the same
@@ -75,6 +79,10 @@ class DueBatchLoop(PollingLoop):
         self.batch_size = settings.worker_batch_size
         # Where the round-robin over tenants goes on from: the tenant served last in the last pass.
         self.rotation = ""
+        # Counters for tests and metrics over the passes that committed: rows claimed, and runs
+        # started (added by ``committed``: what a pass started only its loop knows).
+        self.claimed = 0
+        self.runs_started = 0
 
     async def step(self) -> bool:
         return await self.run_once() >= self.batch_size  # more may be due right now
@@ -87,16 +95,25 @@ class DueBatchLoop(PollingLoop):
             claimed = await connection.fetch(self.claim_due, now, self.batch_size, self.rotation)
             if not claimed:
                 return 0
-            await self.handle(connection, claimed, now)
+            handled = await self.handle(connection, claimed, now)
         self.rotation = claimed[-1]["tenant_id"]  # once the pass has committed
-        self.committed(claimed)
+        self.claimed += len(claimed)
+        self.committed(claimed, handled)
         return len(claimed)
 
     @abstractmethod
     async def handle(
         self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
-    ) -> None:
+    ) -> Handled:
         """Act on the claimed rows, in the claim's transaction."""
 
-    def committed(self, claimed: list[asyncpg.Record]) -> None:
+    @abstractmethod
+    def committed(self, claimed: list[asyncpg.Record], handled: Handled) -> None:
         """After the pass committed: counters and metrics."""
+
+
+def start_of(row: asyncpg.Record, source: RunSource, started_by_id: str | None = None) -> TriggeredStart:
+    """A run of the script of a claimed row (by its ``tenant_id`` and ``script_id`` columns)."""
+    return TriggeredStart(
+        tenant_id=row["tenant_id"], script_id=row["script_id"], source=source, started_by_id=started_by_id
+    )

@@ -41,8 +41,9 @@ from app.domain.runs.services import RunSource, TriggeredStart, start_active_run
 from app.domain.schedules.cron import CronError, CronSchedule, due_fire_times
 from app.domain.schedules.repositories import ADVANCE, CLAIM_DUE
 from app.lib.backoff import retry_delay
+from app.lib.db import columns
 from app.lib.schema import timestamp
-from app.worker.loop import DueBatchLoop
+from app.worker.loop import DueBatchLoop, start_of
 
 __all__ = ["Scheduler"]
 
@@ -60,20 +61,18 @@ class _Outcome:
     last_fired_at: datetime.datetime | None
 
 
-class Scheduler(DueBatchLoop):
+class Scheduler(DueBatchLoop[int]):
     name = "scheduler"
     claim_due = CLAIM_DUE
 
     def __init__(self, settings: Settings, shared: SharedConnections) -> None:
         super().__init__(settings, shared)
-        # Counters for tests and metrics.
-        self.runs_started = 0
+        # For tests and metrics: fires that could not start, counted as planned.
         self.failed_fires = 0
-        self._started_in_pass = 0
 
     async def handle(
         self, connection: asyncpg.Connection, claimed: list[asyncpg.Record], now: datetime.datetime
-    ) -> None:
+    ) -> int:
         starts: list[TriggeredStart] = []
         outcomes: list[_Outcome] = []
         for row in claimed:
@@ -83,17 +82,14 @@ class Scheduler(DueBatchLoop):
         started = await start_active_runs(connection, starts)
         await connection.execute(
             ADVANCE,
-            [o.id for o in outcomes],
-            [o.next_fire_at for o in outcomes],
-            [o.due_at for o in outcomes],
-            [o.failed_attempts for o in outcomes],
-            [o.last_error for o in outcomes],
-            [o.last_fired_at for o in outcomes],
+            *columns(
+                outcomes, "id", "next_fire_at", "due_at", "failed_attempts", "last_error", "last_fired_at"
+            ),
         )
-        self._started_in_pass = len(started)
+        return len(started)
 
-    def committed(self, claimed: list[asyncpg.Record]) -> None:
-        self.runs_started += self._started_in_pass
+    def committed(self, claimed: list[asyncpg.Record], handled: int) -> None:
+        self.runs_started += handled
 
     def _plan(self, row: asyncpg.Record, now: datetime.datetime) -> tuple[_Outcome, list[TriggeredStart]]:
         """What to start for one claimed schedule and where it goes next."""
@@ -125,10 +121,9 @@ class Scheduler(DueBatchLoop):
             ), []
         event_data = {"cron": row["cron"], "timezone": row["timezone"]}
         fires = [
-            TriggeredStart(
-                tenant_id=row["tenant_id"],
-                script_id=row["script_id"],
-                source=RunSource(
+            start_of(
+                row,
+                RunSource(
                     trigger_type="SCHEDULED_TASK",
                     schedule_id=row["id"],
                     planned_at=fire,

@@ -19,6 +19,7 @@ import msgspec
 
 from app.domain.commands.handlers import ClaimedCommand
 from app.lib.backoff import retry_delay
+from app.lib.db import columns
 
 __all__ = ["LEASE_EXPIRED", "Failure", "Outbox", "Success"]
 
@@ -330,9 +331,7 @@ class Outbox:
                 (
                     _COMPLETE,
                     (
-                        [s.command.id for s in successes],
-                        [s.command.lease_token for s in successes],
-                        [s.event for s in successes],
+                        *columns(successes, "command.id", "command.lease_token", "event"),
                         [_encode(s.payload).decode() for s in successes],
                     ),
                 )
@@ -342,9 +341,7 @@ class Outbox:
                 (
                     _FAIL,
                     (
-                        [f.command.id for f in failures],
-                        [f.command.lease_token for f in failures],
-                        [f.event for f in failures],
+                        *columns(failures, "command.id", "command.lease_token", "event"),
                         [f.error[:2000] for f in failures],
                         max_attempts,
                         [

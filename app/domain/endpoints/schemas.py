@@ -8,7 +8,7 @@ from uuid import UUID
 
 from msgspec import Meta
 
-from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp
+from app.lib.schema import CamelStruct, TenantClaim, TenantResourceOut, Timestamp
 
 ROUTE_PATTERN = r"^[a-z0-9][a-z0-9/_-]*$"
 Route = Annotated[
@@ -41,9 +41,7 @@ class EndpointCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class EndpointOut(Out):
-    id: UUID
-    tenant_id: str
+class EndpointOut(TenantResourceOut):
     script_id: UUID
     method: HttpMethod
     route: str

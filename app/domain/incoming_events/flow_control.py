@@ -53,6 +53,7 @@ from app.domain.incoming_events.repositories import (
 )
 from app.domain.incoming_events.schemas import EventOutcome
 from app.domain.subscriptions.schemas import FlowControl
+from app.lib.db import columns
 from app.lib.errors import ValidationFailed
 from app.lib.schema import timestamp
 
@@ -273,10 +274,9 @@ async def defer(
             subject,
             now,
             event_id,
-            [d.subscription_id for d in fresh],
-            [d.script_id for d in fresh],
-            [d.rules.debounce_seconds for d in fresh],
-            [d.rules.max_delay_seconds for d in fresh],
+            *columns(
+                fresh, "subscription_id", "script_id", "rules.debounce_seconds", "rules.max_delay_seconds"
+            ),
         )
         outcomes += [
             Outcome(
@@ -334,13 +334,16 @@ async def record_outcomes(
         RECORD_OUTCOMES,
         event_id,
         tenant_id,
-        [o.subscription_id for o in outcomes],
-        [o.script_id for o in outcomes],
-        [o.outcome for o in outcomes],
-        [o.reason for o in outcomes],
-        [o.run_id for o in outcomes],
-        [o.deferred_run_id for o in outcomes],
-        [o.position for o in outcomes],
+        *columns(
+            outcomes,
+            "subscription_id",
+            "script_id",
+            "outcome",
+            "reason",
+            "run_id",
+            "deferred_run_id",
+            "position",
+        ),
     )
 
 

@@ -11,7 +11,14 @@ from msgspec import Meta
 from app.db.triggers import IncomingEvent
 from app.domain.event_types.schemas import EventName
 from app.domain.subscriptions.schemas import Subject
-from app.lib.schema import CamelStruct, TenantClaim, Timestamp, TimestampOrNone, timestamp
+from app.lib.schema import (
+    CamelStruct,
+    TenantClaim,
+    TenantResourceOut,
+    Timestamp,
+    TimestampOrNone,
+    timestamp,
+)
 
 SourceEventId = Annotated[str, Meta(min_length=1, max_length=200)]
 
@@ -93,9 +100,7 @@ class EventOutcome(CamelStruct):
     folded_into: UUID | None
 
 
-class IncomingEventOut(CamelStruct):
-    id: UUID
-    tenant_id: str
+class IncomingEventOut(TenantResourceOut):
     event_name: str
     subject: str
     payload: Any
@@ -112,15 +117,8 @@ class IncomingEventOut(CamelStruct):
     @classmethod
     def of(cls, row: IncomingEvent, outcomes: list[EventOutcome] | None = None) -> IncomingEventOut:
         answer = EventAccepted.of_stored(row.id, row.answer)
-        return cls(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            event_name=row.event_name,
-            subject=row.subject,
-            payload=row.payload,
-            source_event_id=row.source_event_id,
-            lifecycle_event_id=row.lifecycle_event_id,
-            received_by_id=row.received_by_id,
+        return super().of(
+            row,
             received_at=timestamp(row.created_at),
             runs=answer.runs,
             deferred=answer.deferred,

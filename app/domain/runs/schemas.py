@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from app.domain.runs.step_data import StepData, StepType
 from app.lib.errors import ValidationFailed
-from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp, TimestampOrNone
+from app.lib.schema import CamelStruct, Out, TenantClaim, TenantResourceOut, Timestamp, TimestampOrNone
 
 __all__ = [
     "MAX_BATCH",
@@ -114,9 +114,7 @@ def _step_data(value: Any) -> StepData | None:
     return None if value is None else msgspec.convert(value, StepData)
 
 
-class RunOut(Out):
-    id: UUID
-    tenant_id: str
+class RunOut(TenantResourceOut):
     script_id: UUID
     version: int
     status: RunStatus

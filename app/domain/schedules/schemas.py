@@ -7,7 +7,7 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType
 
-from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp, TimestampOrNone
+from app.lib.schema import CamelStruct, TenantClaim, TenantResourceOut, Timestamp, TimestampOrNone
 
 Cron = Annotated[
     str,
@@ -39,9 +39,7 @@ class ScheduleUpdate(CamelStruct):
     tenant_id: TenantClaim | UnsetType | None = UNSET
 
 
-class ScheduleOut(Out):
-    id: UUID
-    tenant_id: str
+class ScheduleOut(TenantResourceOut):
     script_id: UUID
     cron: str
     timezone: str

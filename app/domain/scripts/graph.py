@@ -7,6 +7,7 @@ kept as sent. Problems are reported all at once, each with a JSONPath-like ``pat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from app.lib.errors import Unprocessable
@@ -20,40 +21,38 @@ def graph_problems(graph: dict[str, Any]) -> list[dict[str, str]]:
     def problem(path: str, message: str) -> None:
         problems.append({"path": path, "message": message})
 
-    nodes = graph.get("nodes")
-    edges = graph.get("edges")
-    node_ids: set[str] = set()
-    if not isinstance(nodes, list):
-        problem("$.nodes", "must be an array of node objects")
-    else:
-        for index, node in enumerate(nodes):
-            where = f"$.nodes[{index}]"
-            if not isinstance(node, dict):
-                problem(where, "must be an object")
-                continue
-            node_id = node.get("id")
-            if not isinstance(node_id, str) or not node_id:
-                problem(f"{where}.id", "must be a non-empty string")
-            elif node_id in node_ids:
-                problem(f"{where}.id", f"duplicate node id {node_id!r}")
+    def objects(key: str, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each object of the array at ``key`` with its path; reports what is not one."""
+        items = graph.get(key)
+        if not isinstance(items, list):
+            problem(f"$.{key}", f"must be an array of {kind} objects")
+            return
+        for index, item in enumerate(items):
+            where = f"$.{key}[{index}]"
+            if isinstance(item, dict):
+                yield where, item
             else:
-                node_ids.add(node_id)
-            if not isinstance(node.get("type"), str) or not node.get("type"):
-                problem(f"{where}.type", "must be a non-empty string")
-    if not isinstance(edges, list):
-        problem("$.edges", "must be an array of edge objects")
-    else:
-        for index, edge in enumerate(edges):
-            where = f"$.edges[{index}]"
-            if not isinstance(edge, dict):
                 problem(where, "must be an object")
-                continue
-            for end in ("source", "target"):
-                value = edge.get(end)
-                if not isinstance(value, str):
-                    problem(f"{where}.{end}", "must be a string naming a node")
-                elif isinstance(nodes, list) and value not in node_ids:
-                    problem(f"{where}.{end}", f"names no node: {value!r}")
+
+    nodes_listed = isinstance(graph.get("nodes"), list)
+    node_ids: set[str] = set()
+    for where, node in objects("nodes", "node"):
+        node_id = node.get("id")
+        if not isinstance(node_id, str) or not node_id:
+            problem(f"{where}.id", "must be a non-empty string")
+        elif node_id in node_ids:
+            problem(f"{where}.id", f"duplicate node id {node_id!r}")
+        else:
+            node_ids.add(node_id)
+        if not isinstance(node.get("type"), str) or not node.get("type"):
+            problem(f"{where}.type", "must be a non-empty string")
+    for where, edge in objects("edges", "edge"):
+        for end in ("source", "target"):
+            value = edge.get(end)
+            if not isinstance(value, str):
+                problem(f"{where}.{end}", "must be a string naming a node")
+            elif nodes_listed and value not in node_ids:
+                problem(f"{where}.{end}", f"names no node: {value!r}")
     return problems
 
 

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from app.db.scripts import Script, ScriptVersion
-from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp
+from app.lib.schema import CamelStruct, Out, TenantClaim, TenantResourceOut, Timestamp
 
 __all__ = [
     "AuditEntryOut",
@@ -78,9 +78,7 @@ class VersionCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class ScriptOut(Out):
-    id: UUID
-    tenant_id: str
+class ScriptOut(TenantResourceOut):
     name: str
     slug: str
     description: str | None
@@ -102,9 +100,7 @@ def _graph(value: Any) -> Any:
     return msgspec.Raw(value.encode()) if isinstance(value, str) else value
 
 
-class VersionOut(Out):
-    id: UUID
-    tenant_id: str
+class VersionOut(TenantResourceOut):
     script_id: UUID
     version: int
     graph_json: dict[str, Any]

@@ -8,7 +8,7 @@ from uuid import UUID
 from msgspec import Meta
 
 from app.domain.event_types.schemas import EventName
-from app.lib.schema import CamelStruct, Out, TenantClaim, Timestamp, TimestampOrNone
+from app.lib.schema import CamelStruct, TenantClaim, TenantResourceOut, Timestamp, TimestampOrNone
 
 SUBJECT_PATTERN = r"^(\*|[A-Za-z0-9_.:-]{1,128})$"
 Subject = Annotated[str, Meta(pattern=SUBJECT_PATTERN, description="A device, connector, script id… or *.")]
@@ -58,9 +58,7 @@ class SubscriptionCreate(CamelStruct):
     tenant_id: TenantClaim | None = None
 
 
-class SubscriptionOut(Out):
-    id: UUID
-    tenant_id: str
+class SubscriptionOut(TenantResourceOut):
     subject: str
     event_name: str
     script_id: UUID
