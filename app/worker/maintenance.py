@@ -2,7 +2,9 @@
 retention (runs with their variables and steps, events, incoming events no retained run refers
 to, finished commands, idempotency keys).
 
-Every purge deletes in small batches, each its own short statement with the rows locked
+Each area's repository owns its purge statement; this module runs them in order (runs before
+the incoming events they name, incoming events before the windows their outcomes hold). Every
+purge deletes in small batches, each its own short statement with the rows locked
 ``SKIP LOCKED``, so it never holds long locks or blocks writers.
 """
 
@@ -15,6 +17,11 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
+
+from app.domain.commands.repositories import PRUNE_COMMANDS
+from app.domain.events.repositories import PRUNE_EVENTS
+from app.domain.incoming_events.repositories import PRUNE_FLOWS, PRUNE_INCOMING, PRUNE_WINDOWS
+from app.domain.runs.repositories import PRUNE_RUNS
 
 __all__ = [
     "Retention",
@@ -31,54 +38,6 @@ _PURGE_KEYS = """
 DELETE FROM idempotency_keys WHERE (tenant_id, actor_id, key) IN (
     SELECT tenant_id, actor_id, key FROM idempotency_keys WHERE expires_at < $2
     ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-# Run ids are UUIDv7, minted just before startedAt: every run started before the cutoff has an id
-# below the cutoff's UUIDv7 floor, so the primary key range finds them without another index.
-_PRUNE_RUNS = """
-DELETE FROM runs WHERE id IN (
-    SELECT id FROM runs WHERE id < $2 AND started_at < $3
-    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-_PRUNE_EVENTS = """
-DELETE FROM events WHERE id IN (
-    SELECT id FROM events WHERE occurred_at < $2
-    ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-# Incoming events (UUIDv7 ids, like runs) past the event retention that no retained run names
-# as its triggering event: traceability (run → triggeringEventId) holds as long as the run does.
-# Nor an event folded into a debounce window still pending: its run has yet to start from it.
-_PRUNE_INCOMING = """
-DELETE FROM incoming_events WHERE id IN (
-    SELECT ie.id FROM incoming_events AS ie
-    WHERE ie.id < $2 AND ie.created_at < $3
-      AND NOT EXISTS (SELECT FROM runs AS r WHERE r.triggering_event_id = ie.id)
-      AND NOT EXISTS (
-          SELECT FROM incoming_event_outcomes AS o JOIN deferred_runs AS d ON d.id = o.deferred_run_id
-          WHERE o.event_id = ie.id AND d.status = 'PENDING')
-    ORDER BY ie.id LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-# Closed debounce windows past the event retention with none of their events left (the outcomes
-# of an incoming event a retained run names keep its window), and flow rows untouched for the
-# event retention and at least a day (the longest throttle window) whose window is not pending:
-# a new event makes the row again.
-_PRUNE_WINDOWS = """
-DELETE FROM deferred_runs WHERE id IN (
-    SELECT d.id FROM deferred_runs AS d
-    WHERE d.status <> 'PENDING' AND d.closed_at < $2
-      AND NOT EXISTS (SELECT FROM incoming_event_outcomes AS o WHERE o.deferred_run_id = d.id)
-    ORDER BY d.closed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-_PRUNE_FLOWS = """
-DELETE FROM trigger_flows WHERE (subscription_id, subject) IN (
-    SELECT f.subscription_id, f.subject FROM trigger_flows AS f
-    WHERE f.updated_at < $2
-      AND NOT EXISTS (SELECT FROM deferred_runs AS d WHERE d.id = f.open_window_id AND d.status = 'PENDING')
-    ORDER BY f.updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-"""
-_PRUNE_COMMANDS = """
-DELETE FROM commands WHERE id IN (
-    SELECT id FROM commands WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND completed_at < $2
-    ORDER BY completed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """
 _BEAT = """
 INSERT INTO worker_heartbeats (worker_id, host, pid) VALUES ($1, $2, $3)
@@ -124,18 +83,18 @@ async def prune(
     events_cutoff = now - datetime.timedelta(days=retention.events_days)
     commands_cutoff = now - datetime.timedelta(days=retention.commands_days)
     return {
-        "runs": await _in_batches(pool, _PRUNE_RUNS, uuid7_floor(runs_cutoff), runs_cutoff, batch=batch),
-        "events": await _in_batches(pool, _PRUNE_EVENTS, events_cutoff, batch=batch),
+        "runs": await _in_batches(pool, PRUNE_RUNS, uuid7_floor(runs_cutoff), runs_cutoff, batch=batch),
+        "events": await _in_batches(pool, PRUNE_EVENTS, events_cutoff, batch=batch),
         # After the runs: an incoming event goes once no retained run refers to it.
         "incoming_events": await _in_batches(
-            pool, _PRUNE_INCOMING, uuid7_floor(events_cutoff), events_cutoff, batch=batch
+            pool, PRUNE_INCOMING, uuid7_floor(events_cutoff), events_cutoff, batch=batch
         ),
         # After the incoming events, whose outcomes hold their windows.
-        "deferred_runs": await _in_batches(pool, _PRUNE_WINDOWS, events_cutoff, batch=batch),
+        "deferred_runs": await _in_batches(pool, PRUNE_WINDOWS, events_cutoff, batch=batch),
         "trigger_flows": await _in_batches(
-            pool, _PRUNE_FLOWS, min(events_cutoff, now - datetime.timedelta(days=1)), batch=batch
+            pool, PRUNE_FLOWS, min(events_cutoff, now - datetime.timedelta(days=1)), batch=batch
         ),
-        "commands": await _in_batches(pool, _PRUNE_COMMANDS, commands_cutoff, batch=batch),
+        "commands": await _in_batches(pool, PRUNE_COMMANDS, commands_cutoff, batch=batch),
         "idempotency_keys": await purge_expired_idempotency_keys(pool, now=now, batch=batch),
     }
 

@@ -3,23 +3,28 @@ retry and cancel. (The worker's side of the outbox, claims to outcomes, is ``out
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Unpack
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select, select, true
+from sqlalchemy import Row, Select, select, true
 
 from app.db.commands import Command
 from app.db.events import Event
 from app.domain.events.schemas import LIFECYCLE_EVENTS
+from app.lib.pagination import PageParams
+from app.lib.repository import NewestFirstFilters, apply_filters, newest_first
 
 __all__ = [
     "CANCEL",
     "COMMANDS",
     "FINISHED",
     "NAME_AND_STATUS",
+    "PRUNE_COMMANDS",
     "RETRY",
     "STATUS",
     "SUBMIT",
+    "CommandFilters",
     "CommandRepository",
     "with_outcome",
 ]
@@ -40,6 +45,13 @@ FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 COMMANDS = Command.__table__
 _events = Event.__table__
+
+
+class CommandFilters(NewestFirstFilters, total=False):
+    """What narrows the list of a tenant's commands (None narrows nothing)."""
+
+    status: str | None
+    command: str | None
 
 
 def with_outcome() -> Select[Any]:
@@ -134,3 +146,26 @@ FROM cancelled c CROSS JOIN outcome o
 
 class CommandRepository(SQLAlchemyAsyncRepository[Command]):
     model_type = Command
+
+    async def with_outcome_of(self, tenant_id: str, correlation_id: str) -> Row[Any] | None:
+        """The command with its outcome (see ``with_outcome``); None when there is no such one."""
+        statement = with_outcome().where(
+            COMMANDS.c.tenant_id == tenant_id, COMMANDS.c.correlation_id == correlation_id
+        )
+        return (await self.session.execute(statement)).one_or_none()
+
+    async def page_with_outcomes(
+        self, tenant_id: str, page: PageParams, **filters: Unpack[CommandFilters]
+    ) -> Sequence[Row[Any]]:
+        """A keyset page of the tenant's commands with their outcomes, newest first (createdAt,
+        id). Each filter has its index (migration 0012)."""
+        statement = apply_filters(with_outcome(), Command, newest_first(Command, tenant_id, page, **filters))
+        return (await self.session.execute(statement)).all()
+
+
+# Retention (the worker's maintenance runs it in batches of $1 rows).
+PRUNE_COMMANDS = """
+DELETE FROM commands WHERE id IN (
+    SELECT id FROM commands WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND completed_at < $2
+    ORDER BY completed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
 from uuid_utils.compat import uuid7
@@ -20,20 +20,19 @@ from app.db.commands import Command
 from app.domain.commands.handlers import HandlerRegistry, default_registry
 from app.domain.commands.repositories import (
     CANCEL,
-    COMMANDS,
     NAME_AND_STATUS,
     RETRY,
     STATUS,
     SUBMIT,
+    CommandFilters,
     CommandRepository,
-    with_outcome,
 )
 from app.domain.commands.schemas import CommandIn
 from app.lib.db import Row
 from app.lib.errors import Conflict, NotFound
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
+from app.lib.required import required
 from app.lib.service import Service
-from app.lib.timerange import TimeWindow
 
 __all__ = ["CommandService", "default_correlation_id"]
 
@@ -100,36 +99,13 @@ class CommandService(Service[Command, CommandRepository]):
 
     async def get(self, tenant_id: str, correlation_id: str) -> Any:
         """The command with its outcome (see ``CommandStatusOut.of``)."""
-        statement = with_outcome().where(
-            COMMANDS.c.tenant_id == tenant_id, COMMANDS.c.correlation_id == correlation_id
-        )
-        row = (await self.session.execute(statement)).one_or_none()
-        if row is None:
-            raise _not_found()
-        return row
+        return required(await self.repository.with_outcome_of(tenant_id, correlation_id), _not_found)
 
     async def list_commands(
-        self,
-        tenant_id: str,
-        page: PageParams,
-        *,
-        status: str | None = None,
-        command: str | None = None,
-        window: TimeWindow | None = None,
+        self, tenant_id: str, page: PageParams, **filters: Unpack[CommandFilters]
     ) -> Sequence[Any]:
-        """A keyset page of the tenant's commands with their outcomes, newest first (createdAt, id);
-        the window is on createdAt. Each filter has its index (migration 0012)."""
-        statement = with_outcome().where(COMMANDS.c.tenant_id == tenant_id)
-        if status is not None:
-            statement = statement.where(COMMANDS.c.status == status)
-        if command is not None:
-            statement = statement.where(COMMANDS.c.command == command)
-        if window is not None and window.since is not None:
-            statement = statement.where(COMMANDS.c.created_at >= window.since)
-        if window is not None and window.until is not None:
-            statement = statement.where(COMMANDS.c.created_at < window.until)
-        statement = Keyset(("created_at", "id"), page).append_to_statement(statement, Command)
-        return (await self.session.execute(statement)).all()
+        """A page of the tenant's commands with their outcomes, newest first."""
+        return await self.repository.page_with_outcomes(tenant_id, page, **filters)
 
     async def retry(self, tenant_id: str, correlation_id: str, actor_id: str) -> Row:
         """Put a FAILED or CANCELLED command back to PENDING, due now, with its attempts reset;

@@ -1,52 +1,39 @@
-"""All SQL of custom endpoints: a script's endpoints by page, the count the tenant's quota is
-checked against, the insert that inserts nothing when the tenant's (method, route) is taken, the
-delete, and the lookup of a /hooks request's endpoint with the state of its script."""
+"""All SQL of custom endpoints: the quota of endpoints per tenant, the insert that inserts
+nothing when the tenant's (method, route) is taken, the delete, and the lookup of a /hooks
+request's endpoint with the state of its script. (A script's endpoints by page are the base
+repository's ``newest_first``.)"""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from uuid_utils.compat import uuid7
+from sqlalchemy import delete, select
 
 from app.db.scripts import Script
 from app.db.triggers import Endpoint
-from app.lib.pagination import Keyset, PageParams
+from app.lib.repository import Quota, Repository
 
-__all__ = ["EndpointRepository"]
+__all__ = ["ENDPOINTS_PER_TENANT", "EndpointRepository"]
 
 
-class EndpointRepository(SQLAlchemyAsyncRepository[Endpoint]):
+ENDPOINTS_PER_TENANT = Quota(
+    "endpoints",
+    "custom endpoints per tenant",
+    Endpoint,
+    lambda tenant_id: (Endpoint.tenant_id == tenant_id,),
+)
+
+
+class EndpointRepository(Repository[Endpoint]):
     model_type = Endpoint
 
-    async def page_of(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Endpoint]:
-        """A page of the script's endpoints, newest first."""
-        return list(
-            await self.get_many(
-                Keyset(("created_at", "id"), page),
-                Endpoint.tenant_id == tenant_id,
-                Endpoint.script_id == script_id,
-            )
-        )
-
-    @staticmethod
-    def count_statement(tenant_id: str) -> Select[tuple[int]]:
-        """The count of the tenant's endpoints (for ``app.lib.quotas.ensure_quota``)."""
-        return select(func.count()).select_from(Endpoint).where(Endpoint.tenant_id == tenant_id)
-
-    async def insert_unless_taken(self, **values: Any) -> Endpoint | None:
+    async def insert_unless_taken(self, now: datetime.datetime, **values: Any) -> Endpoint | None:
         """The new endpoint; None when the tenant has one of this method and route already."""
-        return (
-            await self.session.scalars(
-                pg_insert(Endpoint)
-                .values(id=uuid7(), **values)
-                .on_conflict_do_nothing(constraint="uq_endpoints_tenant_method_route")
-                .returning(Endpoint)
-            )
-        ).one_or_none()
+        return await self.insert_returning(
+            now, on_conflict={"constraint": "uq_endpoints_tenant_method_route"}, **values
+        )
 
     async def delete_of_script(self, endpoint_id: uuid.UUID, tenant_id: str, script_id: uuid.UUID) -> bool:
         """Delete the script's endpoint; False when the script has no such endpoint."""

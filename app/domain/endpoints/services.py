@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from app.db.triggers import Endpoint
-from app.domain.endpoints.repositories import EndpointRepository
+from app.domain.endpoints.repositories import ENDPOINTS_PER_TENANT, EndpointRepository
 from app.domain.endpoints.schemas import ROUTE_PATTERN, EndpointCreate
 from app.domain.endpoints.signatures import SIGNATURE_HEADER
 from app.domain.endpoints.signatures import verify as verify_signature
@@ -36,7 +36,6 @@ from app.lib.correlation import current_correlation_id
 from app.lib.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.principals import Principal
-from app.lib.quotas import ensure_quota
 from app.lib.service import Service
 from app.lib.tenancy import TENANT_PATTERN
 from app.lib.uow import driver_connection
@@ -176,7 +175,7 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
 
     async def list_endpoints(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Endpoint]:
         await ensure_script(self.session, tenant_id, script_id)
-        return await self.repository.page_of(tenant_id, script_id, page)
+        return await self.repository.newest_first(tenant_id, page, script_id=script_id)
 
     async def create_endpoint(
         self,
@@ -193,15 +192,9 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
                 details=[{"field": "route", "message": "empty path segment", "source": "body"}],
             )
         await ensure_script(self.session, tenant_id, script_id)
-        await ensure_quota(
-            self.session,
-            f"endpoints\x1f{tenant_id}",
-            self.repository.count_statement(tenant_id),
-            max_per_tenant,
-            "custom endpoints per tenant",
-        )
-        now = datetime.datetime.now(datetime.UTC)
+        await ENDPOINTS_PER_TENANT.ensure_room(self.session, tenant_id, max_per_tenant)
         row = await self.repository.insert_unless_taken(
+            datetime.datetime.now(datetime.UTC),
             tenant_id=tenant_id,
             script_id=script_id,
             method=data.method,
@@ -209,8 +202,6 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
             auth_required=data.auth_required,
             signing_secret=data.signing_secret,
             created_by_id=actor.id,
-            created_at=now,
-            updated_at=now,
         )
         if row is None:
             raise Conflict(

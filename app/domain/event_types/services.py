@@ -48,7 +48,7 @@ class EventTypeService(Service[EventType, EventTypeRepository]):
         self, tenant_id: str, page: PageParams
     ) -> list[tuple[tuple[datetime.datetime, uuid.UUID], EventTypeOut]]:
         """Registered types newest first, then the built-in names: one keyset over both."""
-        registered = await self.repository.page_of(tenant_id, page)
+        registered = await self.repository.newest_first(tenant_id, page)
         after = decode_cursor(page.cursor, 2) if page.cursor is not None else None
         items = [((row.created_at, row.id), EventTypeOut.of(row, built_in=False)) for row in registered]
         items += [
@@ -62,8 +62,9 @@ class EventTypeService(Service[EventType, EventTypeRepository]):
     async def create_event_type(self, tenant_id: str, actor: Principal, data: EventTypeCreate) -> EventType:
         if data.name in LIFECYCLE_EVENTS:
             raise _event_type_exists(data.name)
-        now = _now()
-        row = await self.repository.insert_unless_taken(tenant_id, data.name, data.description, actor.id, now)
+        row = await self.repository.insert_unless_taken(
+            _now(), tenant_id=tenant_id, name=data.name, description=data.description, created_by_id=actor.id
+        )
         if row is None:
             raise _event_type_exists(data.name)
         await self.uow.commit()

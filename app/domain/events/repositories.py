@@ -37,6 +37,7 @@ from app.lib.correlation import current_correlation_id
 from app.lib.schema import timestamp
 
 __all__ = [
+    "PRUNE_EVENTS",
     "LiveEvent",
     "Position",
     "append_event",
@@ -235,3 +236,11 @@ async def read_after(
             return
         last = rows[-1]
         args[1], args[2] = last["xid"], last["id"]
+
+
+# Retention (the worker's maintenance runs it in batches of $1 rows).
+PRUNE_EVENTS = """
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE occurred_at < $2
+    ORDER BY occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""

@@ -15,14 +15,10 @@ import datetime
 import uuid
 from typing import Any
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import Row, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from uuid_utils.compat import uuid7
 
 from app.db.triggers import IncomingEvent
-from app.lib.pagination import Keyset, PageParams
-from app.lib.timerange import TimeWindow
+from app.lib.repository import NewestFirstFilters, Repository
 
 __all__ = [
     "CANCEL_FOR_SCRIPT",
@@ -46,6 +42,7 @@ __all__ = [
     "RECORD_OUTCOMES",
     "SET_LEDGERS",
     "WINDOW_EVENTS",
+    "IncomingEventFilters",
     "IncomingEventRepository",
 ]
 
@@ -187,61 +184,36 @@ WHERE w.id = u.id
 """
 
 
-class IncomingEventRepository(SQLAlchemyAsyncRepository[IncomingEvent]):
+class IncomingEventFilters(NewestFirstFilters, total=False):
+    """What narrows the list of a tenant's incoming events (None narrows nothing)."""
+
+    subject: str | None
+    event_name: str | None
+
+
+class IncomingEventRepository(Repository[IncomingEvent]):
     model_type = IncomingEvent
 
     async def get_of_tenant(self, event_id: uuid.UUID, tenant_id: str) -> IncomingEvent | None:
         return await self.get_one_or_none(IncomingEvent.id == event_id, IncomingEvent.tenant_id == tenant_id)
 
-    async def page_of(
-        self,
-        tenant_id: str,
-        page: PageParams,
-        *,
-        subject: str | None = None,
-        event_name: str | None = None,
-        window: TimeWindow | None = None,
-    ) -> list[IncomingEvent]:
-        """A page of the tenant's events, newest first, narrowed to a subject, an event name and a
-        window of ``created_at`` when given."""
-        conditions: list[Any] = [IncomingEvent.tenant_id == tenant_id]
-        if subject is not None:
-            conditions.append(IncomingEvent.subject == subject)
-        if event_name is not None:
-            conditions.append(IncomingEvent.event_name == event_name)
-        filters = window.filters("created_at") if window is not None else []
-        return list(await self.get_many(Keyset(("created_at", "id"), page), *filters, *conditions))
-
     async def insert_unless_repeated(
-        self,
-        tenant_id: str,
-        event_name: str,
-        subject: str,
-        payload: Any,
-        source_event_id: str | None,
-        received_by_id: str,
-        now: datetime.datetime,
+        self, now: datetime.datetime, source_event_id: str | None, **values: Any
     ) -> uuid.UUID | None:
         """The new event's id; None when the tenant has an event of this ``source_event_id``
         already. A concurrent insert of the same one waits here for the first to commit, then
         inserts nothing."""
-        insert = pg_insert(IncomingEvent).values(
-            id=uuid7(),
-            tenant_id=tenant_id,
-            event_name=event_name,
-            subject=subject,
-            payload=payload,
+        repeat = {
+            "index_elements": ["tenant_id", "source_event_id"],
+            "index_where": IncomingEvent.source_event_id.is_not(None),
+        }
+        return await self.insert_returning(
+            now,
+            on_conflict=repeat if source_event_id is not None else None,
+            returning=IncomingEvent.id,
             source_event_id=source_event_id,
-            received_by_id=received_by_id,
-            created_at=now,
-            updated_at=now,
+            **values,
         )
-        if source_event_id is not None:
-            insert = insert.on_conflict_do_nothing(
-                index_elements=["tenant_id", "source_event_id"],
-                index_where=IncomingEvent.source_event_id.is_not(None),
-            )
-        return await self.session.scalar(insert.returning(IncomingEvent.id))
 
     async def first_answer(self, tenant_id: str, source_event_id: str) -> tuple[uuid.UUID, Any]:
         """The id and stored answer of the tenant's event of ``source_event_id``, which exists."""
@@ -341,4 +313,40 @@ WHERE ie.id = a.id
 """
 HOOK_MOVE_CURSOR = f"""
 UPDATE worker_cursors SET xid = $1::xid8, event_id = $2, updated_at = now() WHERE name = '{HOOK_CURSOR_NAME}'
+"""
+
+
+# Retention (the worker's maintenance runs it in batches of $1 rows).
+# Incoming events (UUIDv7 ids, like runs) past the event retention that no retained run names
+# as its triggering event: traceability (run → triggeringEventId) holds as long as the run does.
+# Nor an event folded into a debounce window still pending: its run has yet to start from it.
+PRUNE_INCOMING = """
+DELETE FROM incoming_events WHERE id IN (
+    SELECT ie.id FROM incoming_events AS ie
+    WHERE ie.id < $2 AND ie.created_at < $3
+      AND NOT EXISTS (SELECT FROM runs AS r WHERE r.triggering_event_id = ie.id)
+      AND NOT EXISTS (
+          SELECT FROM incoming_event_outcomes AS o JOIN deferred_runs AS d ON d.id = o.deferred_run_id
+          WHERE o.event_id = ie.id AND d.status = 'PENDING')
+    ORDER BY ie.id LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+
+# Closed debounce windows past the event retention with none of their events left (the outcomes
+# of an incoming event a retained run names keep its window), and flow rows untouched for the
+# event retention and at least a day (the longest throttle window) whose window is not pending:
+# a new event makes the row again.
+PRUNE_WINDOWS = """
+DELETE FROM deferred_runs WHERE id IN (
+    SELECT d.id FROM deferred_runs AS d
+    WHERE d.status <> 'PENDING' AND d.closed_at < $2
+      AND NOT EXISTS (SELECT FROM incoming_event_outcomes AS o WHERE o.deferred_run_id = d.id)
+    ORDER BY d.closed_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""
+
+PRUNE_FLOWS = """
+DELETE FROM trigger_flows WHERE (subscription_id, subject) IN (
+    SELECT f.subscription_id, f.subject FROM trigger_flows AS f
+    WHERE f.updated_at < $2
+      AND NOT EXISTS (SELECT FROM deferred_runs AS d WHERE d.id = f.open_window_id AND d.status = 'PENDING')
+    ORDER BY f.updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
 from uuid_utils.compat import uuid7
@@ -30,7 +30,7 @@ from app.domain.incoming_events.flow_control import (
     throttle_decision,
     update_throttle_ledgers,
 )
-from app.domain.incoming_events.repositories import IncomingEventRepository
+from app.domain.incoming_events.repositories import IncomingEventFilters, IncomingEventRepository
 from app.domain.incoming_events.schemas import (
     DeferredStart,
     EventAccepted,
@@ -47,7 +47,6 @@ from app.lib.pagination import PageParams
 from app.lib.principals import Principal
 from app.lib.schema import timestamp
 from app.lib.service import Service
-from app.lib.timerange import TimeWindow
 from app.lib.uow import driver_connection
 
 __all__ = ["IncomingEventService"]
@@ -67,18 +66,10 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
         return row, outcomes[row.id]
 
     async def list_events(
-        self,
-        tenant_id: str,
-        page: PageParams,
-        *,
-        subject: str | None = None,
-        event_name: str | None = None,
-        window: TimeWindow | None = None,
+        self, tenant_id: str, page: PageParams, **filters: Unpack[IncomingEventFilters]
     ) -> list[tuple[IncomingEvent, list[EventOutcome]]]:
         """A page of the tenant's incoming events, newest first, each with its outcomes."""
-        rows = await self.repository.page_of(
-            tenant_id, page, subject=subject, event_name=event_name, window=window
-        )
+        rows = await self.repository.newest_first(tenant_id, page, **filters)
         outcomes = await outcomes_of(
             await driver_connection(self.session), tenant_id, [row.id for row in rows]
         )
@@ -92,7 +83,13 @@ class IncomingEventService(Service[IncomingEvent, IncomingEventRepository]):
         # A concurrent request with the same sourceEventId waits here for the first to commit,
         # then inserts nothing and reads the first answer.
         event_id = await self.repository.insert_unless_repeated(
-            tenant_id, data.event_name, data.subject, data.payload, data.source_event_id, actor.id, now
+            now,
+            data.source_event_id,
+            tenant_id=tenant_id,
+            event_name=data.event_name,
+            subject=data.subject,
+            payload=data.payload,
+            received_by_id=actor.id,
         )
         if event_id is None:
             first_id, first_answer = await self.repository.first_answer(

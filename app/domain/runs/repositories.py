@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -144,31 +144,31 @@ RUN_STATUS = select(runs.c.status).where(
 )
 
 
-def list_runs(
-    tenant_id: str,
-    page: PageParams,
-    *,
-    script_id: uuid.UUID | None = None,
-    status: str | None = None,
-    trigger_type: str | None = None,
-    triggering_event_id: uuid.UUID | None = None,
-    started_from: datetime.datetime | None = None,
-    started_before: datetime.datetime | None = None,
-) -> Select[Any]:
+class RunFilters(TypedDict, total=False):
+    """What narrows the list of a tenant's runs (None narrows nothing)."""
+
+    script_id: uuid.UUID | None
+    status: str | None
+    trigger_type: str | None
+    triggering_event_id: uuid.UUID | None
+    started_from: datetime.datetime | None  # inclusive
+    started_before: datetime.datetime | None  # exclusive
+
+
+# The filters that keep the runs equal to their value in the column of the same name.
+_EQUAL_FILTERS = ("script_id", "status", "trigger_type", "triggering_event_id")
+
+
+def list_runs(tenant_id: str, page: PageParams, **filters: Unpack[RunFilters]) -> Select[Any]:
     """A keyset page of the tenant's runs, newest first; each filter is served by an index
     (docs/performance.md, "The runs list: indexes")."""
     statement = select(*RUN_COLUMNS).where(runs.c.tenant_id == tenant_id)
-    if script_id is not None:
-        statement = statement.where(runs.c.script_id == script_id)
-    if status is not None:
-        statement = statement.where(runs.c.status == status)
-    if trigger_type is not None:
-        statement = statement.where(runs.c.trigger_type == trigger_type)
-    if triggering_event_id is not None:
-        statement = statement.where(runs.c.triggering_event_id == triggering_event_id)
-    if started_from is not None:
+    for name in _EQUAL_FILTERS:
+        if (value := filters.get(name)) is not None:
+            statement = statement.where(runs.c[name] == value)
+    if (started_from := filters.get("started_from")) is not None:
         statement = statement.where(runs.c.started_at >= started_from)
-    if started_before is not None:
+    if (started_before := filters.get("started_before")) is not None:
         statement = statement.where(runs.c.started_at < started_before)
     return Keyset(("started_at", "id"), page).append_to_statement(statement, Run)
 
@@ -213,17 +213,25 @@ UPSERT_VARIABLES = text(
 )
 
 # Inserts a checked batch of steps in one statement, in request order.
-INSERT_STEPS = text(
-    """
+# Both step inserts: the batch's rows (``item``, a new id per step, in request order by
+# ``position``) as run_steps rows. Parameters: :tenant_id, :run_id, :now, and one array per column
+# (:ids, :node_ids, :step_types, :next_node_ids, :executed_ats, :datas).
+_INSERT_STEP_ITEMS = """
     INSERT INTO run_steps
         (id, tenant_id, run_id, node_id, step_type, next_node_id, executed_at, data, created_at, updated_at)
     SELECT item.id, CAST(:tenant_id AS varchar), CAST(:run_id AS uuid), item.node_id, item.step_type,
            item.next_node_id, item.executed_at, CAST(item.data AS jsonb),
            CAST(:now AS timestamptz), CAST(:now AS timestamptz)
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:node_ids AS varchar[]), CAST(:step_types AS varchar[]),
-                CAST(:next_node_ids AS varchar[]), CAST(:executed_ats AS timestamptz[]),
-                CAST(:datas AS text[]))
-         WITH ORDINALITY AS item(id, node_id, step_type, next_node_id, executed_at, data, position)
+"""
+_STEP_ITEMS = """
+    unnest(CAST(:ids AS uuid[]), CAST(:node_ids AS varchar[]), CAST(:step_types AS varchar[]),
+           CAST(:next_node_ids AS varchar[]), CAST(:executed_ats AS timestamptz[]), CAST(:datas AS text[]))
+    WITH ORDINALITY AS item(id, node_id, step_type, next_node_id, executed_at, data, position)
+"""
+
+INSERT_STEPS = text(
+    f"""{_INSERT_STEP_ITEMS}
+    FROM {_STEP_ITEMS}
     ORDER BY item.position
     RETURNING id, node_id, step_type, next_node_id, executed_at, data
     """
@@ -275,18 +283,10 @@ SCHEDULED_RUN_FOR_UPDATE = f"""
 # nothing. Callers hold the run's row lock, which makes the NOT EXISTS race-free; duplicates
 # within one report are kept once. Served by ix_run_steps_run_executed.
 INSERT_NEW_STEPS = text(
-    """
-    INSERT INTO run_steps
-        (id, tenant_id, run_id, node_id, step_type, next_node_id, executed_at, data, created_at, updated_at)
-    SELECT item.id, CAST(:tenant_id AS varchar), CAST(:run_id AS uuid), item.node_id, item.step_type,
-           item.next_node_id, item.executed_at, CAST(item.data AS jsonb),
-           CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+    f"""{_INSERT_STEP_ITEMS}
     FROM (
         SELECT DISTINCT ON (node_id, executed_at) *
-        FROM unnest(CAST(:ids AS uuid[]), CAST(:node_ids AS varchar[]), CAST(:step_types AS varchar[]),
-                    CAST(:next_node_ids AS varchar[]), CAST(:executed_ats AS timestamptz[]),
-                    CAST(:datas AS text[]))
-             WITH ORDINALITY AS item(id, node_id, step_type, next_node_id, executed_at, data, position)
+        FROM {_STEP_ITEMS}
         ORDER BY node_id, executed_at, position
     ) AS item
     WHERE NOT EXISTS (
@@ -298,3 +298,13 @@ INSERT_NEW_STEPS = text(
     RETURNING id
     """
 )
+
+
+# Retention (the worker's maintenance runs it in batches of $1 rows).
+# Run ids are UUIDv7, minted just before startedAt: every run started before the cutoff has an id
+# below the cutoff's UUIDv7 floor, so the primary key range finds them without another index.
+PRUNE_RUNS = """
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs WHERE id < $2 AND started_at < $3
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+"""

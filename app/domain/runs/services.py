@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import asyncpg
 import msgspec
@@ -34,6 +34,7 @@ from app.lib.correlation import current_correlation_id
 from app.lib.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.principals import Principal
+from app.lib.required import required
 from app.lib.uow import UnitOfWork
 
 __all__ = ["API_RUN", "RunService", "RunSource", "TriggeredStart", "start_active_runs"]
@@ -92,7 +93,7 @@ async def start_active_runs(
         [s.source.schedule_id for s in starts],
         [s.source.planned_at for s in starts],
         [s.source.triggering_event_id for s in starts],
-        [None if s.source.event_data is None else _encode_json(s.source.event_data).decode() for s in starts],
+        [_json_text(s.source.event_data) for s in starts],
         [s.started_by_id for s in starts],
         now or _now(),
         correlation_id,
@@ -113,44 +114,23 @@ class RunService:
     ) -> tuple[Mapping[str, Any], list[Any], list[Any]]:
         """The run, its variables by key and its steps in executedAt order."""
         async with self.uow.autocommit() as conn:
-            run = (
-                await conn.execute(repositories.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
-            ).one_or_none()
-            if run is None:
-                raise _run_not_found()
+            run = await _read_run(conn, repositories.GET_RUN, tenant_id, run_id)
             variables = (await conn.execute(repositories.RUN_VARIABLES, {"run_id": run_id})).all()
             steps = (await conn.execute(repositories.RUN_STEPS, {"run_id": run_id})).all()
         return run._mapping, list(variables), list(steps)
 
     async def list_runs(
-        self,
-        tenant_id: str,
-        page: PageParams,
-        *,
-        script_id: uuid.UUID | None = None,
-        status: str | None = None,
-        trigger_type: str | None = None,
-        triggering_event_id: uuid.UUID | None = None,
-        started_from: datetime.datetime | None = None,
-        started_before: datetime.datetime | None = None,
+        self, tenant_id: str, page: PageParams, **filters: Unpack[repositories.RunFilters]
     ) -> list[Mapping[str, Any]]:
         """A page of the tenant's runs, newest first; ``started_from`` inclusive, ``started_before`` not."""
-        started_from, started_before = _as_utc(started_from), _as_utc(started_before)
+        started_from = filters["started_from"] = _as_utc(filters.get("started_from"))
+        started_before = filters["started_before"] = _as_utc(filters.get("started_before"))
         if started_from is not None and started_before is not None and started_from > started_before:
             raise ValidationFailed(
                 "`from` must not be after `to`.",
                 details=[{"field": "from", "message": "is after `to`", "source": "query"}],
             )
-        statement = repositories.list_runs(
-            tenant_id,
-            page,
-            script_id=script_id,
-            status=status,
-            trigger_type=trigger_type,
-            triggering_event_id=triggering_event_id,
-            started_from=started_from,
-            started_before=started_before,
-        )
+        statement = repositories.list_runs(tenant_id, page, **filters)
         async with self.uow.autocommit() as conn:
             return [row._mapping for row in await conn.execute(statement)]
 
@@ -171,7 +151,7 @@ class RunService:
                 source.schedule_id,
                 source.planned_at,
                 source.triggering_event_id,
-                None if source.event_data is None else _encode_json(source.event_data).decode(),
+                _json_text(source.event_data),
                 data.started_by_id or actor.id,
                 data.connector_type,
                 data.connector_key,
@@ -202,25 +182,10 @@ class RunService:
         """Insert or overwrite variables by key, all in one statement, only while the run is RUNNING."""
         check_variables(items)
         async with self.uow.autocommit() as conn:
-            stored = (
-                await conn.execute(
-                    repositories.UPSERT_VARIABLES,
-                    {
-                        "run_id": run_id,
-                        "tenant_id": tenant_id,
-                        "now": _now(),
-                        "ids": [uuid7() for _ in items],
-                        "keys": [item.key for item in items],
-                        "str_vals": [item.str_val for item in items],
-                        "num_vals": [item.num_val for item in items],
-                        "bool_vals": [item.bool_val for item in items],
-                        "json_vals": [
-                            None if item.json_val is None else _encode_json(item.json_val).decode()
-                            for item in items
-                        ],
-                    },
-                )
-            ).all()
+            batch = _batch(
+                tenant_id, run_id, items, "key", "str_val", "num_val", "bool_val", json_val=_json_text
+            )
+            stored = (await conn.execute(repositories.UPSERT_VARIABLES, batch)).all()
             if not stored:
                 await self._explain_not_running(conn, tenant_id, run_id)
         return list(stored)
@@ -229,11 +194,7 @@ class RunService:
         """Check every step against the version graph, then insert them all in one statement."""
         check_steps(items)
         async with self.uow.transaction() as conn:
-            run = (
-                await conn.execute(repositories.RUN_FOR_STEPS, {"run_id": run_id, "tenant_id": tenant_id})
-            ).one_or_none()
-            if run is None:
-                raise _run_not_found()
+            run = await _read_run(conn, repositories.RUN_FOR_STEPS, tenant_id, run_id)
             if run.status != "RUNNING":
                 raise _run_finished(run.status)
             node_types = node_type_cache.get(run.version_id)
@@ -248,24 +209,9 @@ class RunService:
                     code=problems[0]["code"],
                     details=problems,
                 )
-            stored = (
-                await conn.execute(
-                    repositories.INSERT_STEPS,
-                    {
-                        "run_id": run_id,
-                        "tenant_id": tenant_id,
-                        "now": _now(),
-                        "ids": [uuid7() for _ in items],
-                        "node_ids": [item.node_id for item in items],
-                        "step_types": [item.step_type for item in items],
-                        "next_node_ids": [item.next_node_id for item in items],
-                        "executed_ats": [_to_millisecond(item.executed_at) for item in items],
-                        "datas": [
-                            None if item.data is None else _encode_json(item.data).decode() for item in items
-                        ],
-                    },
-                )
-            ).all()
+            columns = ("node_id", "step_type", "next_node_id")
+            batch = _batch(tenant_id, run_id, items, *columns, executed_at=_to_millisecond, data=_json_text)
+            stored = (await conn.execute(repositories.INSERT_STEPS, batch)).all()
         return list(stored)
 
     async def finish_run(self, tenant_id: str, run_id: uuid.UUID, status: str) -> Mapping[str, Any]:
@@ -283,11 +229,7 @@ class RunService:
             run = (await conn.execute(repositories.FINISH_RUN, finish)).one_or_none()
             if run is not None:
                 return run._mapping
-            current = (
-                await conn.execute(repositories.GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
-            ).one_or_none()
-        if current is None:
-            raise _run_not_found()
+            current = await _read_run(conn, repositories.GET_RUN, tenant_id, run_id)
         if current.status != status:
             raise _run_finished(current.status)
         return current._mapping
@@ -295,10 +237,38 @@ class RunService:
     # ---- helpers -----------------------------------------------------------------------------
 
     async def _explain_not_running(self, conn: AsyncConnection, tenant_id: str, run_id: uuid.UUID) -> None:
-        status = await conn.scalar(repositories.RUN_STATUS, {"run_id": run_id, "tenant_id": tenant_id})
-        if status is None:
-            raise _run_not_found()
-        raise _run_finished(status)
+        raise _run_finished((await _read_run(conn, repositories.RUN_STATUS, tenant_id, run_id)).status)
+
+
+async def _read_run(conn: AsyncConnection, statement: Any, tenant_id: str, run_id: uuid.UUID) -> Any:
+    """The row ``statement`` reads of the tenant's run (by ``:run_id`` and ``:tenant_id``); 404
+    when the tenant has no such run."""
+    found = (await conn.execute(statement, {"run_id": run_id, "tenant_id": tenant_id})).one_or_none()
+    return required(found, _run_not_found)
+
+
+def _batch(
+    tenant_id: str, run_id: uuid.UUID, items: Sequence[Any], *columns: str, **converted: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """The parameters of one statement that writes a batch of the run's rows: the run, now, a new
+    id per item, and per column one array (named after the column, plural: ``keys``, ``datas``)
+    of the items' values, as they are or through the column's converter."""
+    batch: dict[str, Any] = {
+        "run_id": run_id,
+        "tenant_id": tenant_id,
+        "now": _now(),
+        "ids": [uuid7() for _ in items],
+    }
+    for column in columns:
+        batch[f"{column}s"] = [getattr(item, column) for item in items]
+    for column, convert in converted.items():
+        batch[f"{column}s"] = [convert(getattr(item, column)) for item in items]
+    return batch
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON value as the text a ``CAST(... AS jsonb)`` parameter takes (None stays NULL)."""
+    return None if value is None else _encode_json(value).decode()
 
 
 def _now() -> datetime.datetime:

@@ -10,13 +10,13 @@ import datetime
 import uuid
 from typing import Any
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import exists, select, update
 
 from app.db.triggers import Schedule
-from app.lib.pagination import Keyset, PageParams
+from app.lib.pagination import PageParams
+from app.lib.repository import Quota, Repository
 
-__all__ = ["ADVANCE", "CLAIM_DUE", "ScheduleRepository"]
+__all__ = ["ADVANCE", "CLAIM_DUE", "SCHEDULES_PER_SCRIPT", "ScheduleRepository"]
 
 # Due schedules round-robin across tenants, like commands (app.domain.commands.outbox): a due
 # schedule's turn is its place among its tenant's due schedules (most overdue first), and a pass
@@ -59,34 +59,26 @@ WHERE sch.id = u.id
 """
 
 
-class ScheduleRepository(SQLAlchemyAsyncRepository[Schedule]):
+# Deleted schedules do not count.
+SCHEDULES_PER_SCRIPT = Quota(
+    "schedules",
+    "schedules per script",
+    Schedule,
+    lambda script_id: (Schedule.script_id == script_id, Schedule.deleted_at.is_(None)),
+)
+
+
+class ScheduleRepository(Repository[Schedule]):
     model_type = Schedule
 
     async def page_of(self, tenant_id: str, script_id: uuid.UUID, page: PageParams) -> list[Schedule]:
-        """A page of the script's schedules, newest first."""
-        return list(
-            await self.get_many(
-                Keyset(("created_at", "id"), page),
-                Schedule.tenant_id == tenant_id,
-                Schedule.script_id == script_id,
-                Schedule.deleted_at.is_(None),
-            )
-        )
+        """A page of the script's schedules that are not deleted, newest first."""
+        return await self.newest_first(tenant_id, page, Schedule.deleted_at.is_(None), script_id=script_id)
 
     async def get_live(self, schedule_id: uuid.UUID, tenant_id: str) -> Schedule | None:
         """The schedule unless it does not exist or is deleted."""
         return await self.get_one_or_none(
             Schedule.id == schedule_id, Schedule.tenant_id == tenant_id, Schedule.deleted_at.is_(None)
-        )
-
-    @staticmethod
-    def live_count_statement(script_id: uuid.UUID) -> Select[tuple[int]]:
-        """The count of the script's schedules that are not deleted (for
-        ``app.lib.quotas.ensure_quota``)."""
-        return (
-            select(func.count())
-            .select_from(Schedule)
-            .where(Schedule.script_id == script_id, Schedule.deleted_at.is_(None))
         )
 
     def stage(self, **values: Any) -> Schedule:

@@ -17,13 +17,13 @@ from uuid_utils.compat import uuid7
 
 from app.db.triggers import Schedule
 from app.domain.schedules.cron import CronError, CronSchedule, normalize_cron, validate_timezone
-from app.domain.schedules.repositories import ScheduleRepository
+from app.domain.schedules.repositories import SCHEDULES_PER_SCRIPT, ScheduleRepository
 from app.domain.schedules.schemas import ScheduleCreate, ScheduleUpdate
 from app.domain.scripts.services import ensure_script
 from app.lib.errors import NotFound, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.principals import Principal
-from app.lib.quotas import ensure_quota
+from app.lib.required import required
 from app.lib.service import Service
 
 __all__ = ["NEXT_FIRE_TIMES_SHOWN", "ScheduleService", "cron_schedule", "next_fire_times"]
@@ -80,10 +80,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         return await self.repository.page_of(tenant_id, script_id, page)
 
     async def get_schedule(self, tenant_id: str, schedule_id: uuid.UUID) -> Schedule:
-        row = await self.repository.get_live(schedule_id, tenant_id)
-        if row is None:
-            raise _not_found()
-        return row
+        return required(await self.repository.get_live(schedule_id, tenant_id), _not_found)
 
     async def create_schedule(
         self,
@@ -97,13 +94,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
     ) -> Schedule:
         cron = cron_schedule(data.cron, data.timezone, min_interval_seconds)
         await ensure_script(self.session, tenant_id, script_id)
-        await ensure_quota(
-            self.session,
-            f"schedules\x1f{script_id}",
-            self.repository.live_count_statement(script_id),
-            max_per_script,
-            "schedules per script",
-        )
+        await SCHEDULES_PER_SCRIPT.ensure_room(self.session, script_id, max_per_script)
         now = _now()
         next_fire = cron.next_after(now) if data.active else None
         row = self.repository.stage(
@@ -135,9 +126,7 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
     ) -> Schedule:
         # Locked: a scheduler pass holding this schedule finishes first (and one that comes
         # later skips it while we hold it), so the recomputed fire time is never overwritten.
-        row = await self.repository.lock(schedule_id, tenant_id)
-        if row is None:
-            raise _not_found()
+        row = required(await self.repository.lock(schedule_id, tenant_id), _not_found)
         cron_text = row.cron if data.cron is UNSET else data.cron
         timezone = row.timezone if data.timezone is UNSET else data.timezone
         active = row.active if data.active is UNSET else data.active

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import and_, insert, or_, select, update
-from uuid_utils.compat import uuid7
+from advanced_alchemy.filters import SearchFilter
+from sqlalchemy import and_, or_, select, update
 
 from app.db.scripts import AuditEntry, Script, ScriptVersion
 from app.lib.db import Row
+from app.lib.pagination import PageParams
+from app.lib.repository import NewestFirstFilters, Repository
 from app.lib.uow import UnitOfWork
 
-__all__ = ["AuditRepository", "ScriptRepository", "VersionRepository", "create_row", "get_detail_row"]
+__all__ = [
+    "AuditFilters",
+    "AuditRepository",
+    "ScriptFilters",
+    "ScriptRepository",
+    "VersionRepository",
+    "create_row",
+    "get_detail_row",
+]
 
 SCRIPT_COLUMNS = (
     "id, tenant_id, name, slug, description, status, active_version_id, latest_version, labels, "
@@ -78,8 +87,37 @@ async def create_row(uow: UnitOfWork, *values: Any) -> Row | None:
     return None if row is None else Row(row)
 
 
-class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
+class ScriptFilters(TypedDict, total=False):
+    """What narrows the list of a tenant's scripts (None or empty narrows nothing)."""
+
+    q: str | None  # in the name or the slug, case-insensitive
+    status: str | None
+    label: str | None  # one of the script's labels
+
+
+class AuditFilters(NewestFirstFilters, total=False):
+    """What narrows an audit trail (None narrows nothing)."""
+
+    script_id: uuid.UUID | None
+    actor_id: str | None
+    action: str | None
+
+
+class ScriptRepository(Repository[Script]):
     model_type = Script
+
+    async def page_of(
+        self, tenant_id: str, page: PageParams, **filters: Unpack[ScriptFilters]
+    ) -> list[Script]:
+        """A page of the tenant's scripts, newest first."""
+        conditions: list[Any] = []
+        if q := filters.get("q"):
+            conditions.append(
+                SearchFilter(field_name={"name", "slug"}, value=q, ignore_case=True, escape_wildcards=True)
+            )
+        if label := filters.get("label"):
+            conditions.append(Script.labels.contains([label]))
+        return await self.newest_first(tenant_id, page, *conditions, status=filters.get("status"))
 
     async def get_with_active(
         self, script_id: uuid.UUID, tenant_id: str
@@ -124,15 +162,13 @@ class ScriptRepository(SQLAlchemyAsyncRepository[Script]):
         ).scalar_one_or_none()
 
 
-class VersionRepository(SQLAlchemyAsyncRepository[ScriptVersion]):
+class VersionRepository(Repository[ScriptVersion]):
     model_type = ScriptVersion
 
-    async def insert(self, **values: Any) -> ScriptVersion:
-        return (
-            await self.session.scalars(
-                insert(ScriptVersion).values(id=uuid7(), **values).returning(ScriptVersion)
-            )
-        ).one()
+    async def insert(self, now: datetime.datetime, **values: Any) -> ScriptVersion:
+        version = await self.insert_returning(now, **values)
+        assert version is not None  # without ON CONFLICT the insert returns its row or raises
+        return version
 
     async def pair(
         self, script_id: uuid.UUID, tenant_id: str, numbers: set[int]
@@ -166,7 +202,12 @@ class VersionRepository(SQLAlchemyAsyncRepository[ScriptVersion]):
         return list(found.all())
 
 
-class AuditRepository(SQLAlchemyAsyncRepository[AuditEntry]):
+class AuditRepository(Repository[AuditEntry]):
+    """Pages of an audit trail are ``newest_first`` with ``AuditFilters``: every combination is
+    an index scan in page order with no sort, as a script's trail has (script_id[, action],
+    created_at DESC, id DESC) indexes and the tenant's (tenant_id[, actor_id][, action],
+    created_at DESC, id DESC) ones; the window and the cursor are ranges on their created_at."""
+
     model_type = AuditEntry
 
     async def record(
@@ -182,17 +223,14 @@ class AuditRepository(SQLAlchemyAsyncRepository[AuditEntry]):
         note: str | None = None,
     ) -> None:
         """An audit row of a change to a script, in the change's transaction."""
-        await self.session.execute(
-            insert(AuditEntry).values(
-                id=uuid7(),
-                tenant_id=tenant_id,
-                script_id=script_id,
-                version=version,
-                action=action,
-                actor_id=actor_id,
-                diff_json=diff,
-                note=note,
-                created_at=now,
-                updated_at=now,
-            )
+        await self.insert_returning(
+            now,
+            returning=AuditEntry.id,
+            tenant_id=tenant_id,
+            script_id=script_id,
+            version=version,
+            action=action,
+            actor_id=actor_id,
+            diff_json=diff,
+            note=note,
         )

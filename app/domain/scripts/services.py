@@ -9,10 +9,9 @@ from __future__ import annotations
 import datetime
 import uuid
 from functools import cached_property
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
-from advanced_alchemy.filters import CollectionFilter, SearchFilter
 from msgspec import UNSET
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +23,12 @@ from app.domain.events.schemas import ScriptArchivedPayload, ScriptPublishedPayl
 from app.domain.incoming_events.flow_control import cancel_for_script
 from app.domain.scripts import diff, repositories
 from app.domain.scripts.graph import validate_graph
-from app.domain.scripts.repositories import AuditRepository, ScriptRepository, VersionRepository
+from app.domain.scripts.repositories import (
+    AuditRepository,
+    ScriptFilters,
+    ScriptRepository,
+    VersionRepository,
+)
 from app.domain.scripts.schemas import ScriptCreate, ScriptUpdate, VersionCreate, VersionDiff
 from app.lib.correlation import current_correlation_id
 from app.lib.db import Row, constraint_name
@@ -32,6 +36,7 @@ from app.lib.errors import Conflict, NotFound, PreconditionFailed
 from app.lib.etag import make_etag, matches
 from app.lib.pagination import Keyset, PageParams
 from app.lib.principals import Principal
+from app.lib.required import required
 from app.lib.service import Service
 from app.lib.uow import driver_connection
 
@@ -66,37 +71,15 @@ class ScriptService(Service[Script, ScriptRepository]):
 
     async def get_detail_row(self, tenant_id: str, script_id: uuid.UUID) -> Row:
         """The script and its active version in one statement (the hot read of the editor)."""
-        row = await repositories.get_detail_row(self.uow, script_id, tenant_id)
-        if row is None:
-            raise _script_not_found()
-        return row
+        return required(await repositories.get_detail_row(self.uow, script_id, tenant_id), _script_not_found)
 
     async def get_detail(self, tenant_id: str, script_id: uuid.UUID) -> tuple[Script, ScriptVersion | None]:
-        found = await self.repository.get_with_active(script_id, tenant_id)
-        if found is None:
-            raise _script_not_found()
-        return found
+        return required(await self.repository.get_with_active(script_id, tenant_id), _script_not_found)
 
     async def list_scripts(
-        self,
-        tenant_id: str,
-        page: PageParams,
-        *,
-        q: str | None = None,
-        status: str | None = None,
-        label: str | None = None,
+        self, tenant_id: str, page: PageParams, **filters: Unpack[ScriptFilters]
     ) -> list[Script]:
-        filters: list[Any] = [Keyset(("created_at", "id"), page)]
-        if q:
-            filters.append(
-                SearchFilter(field_name={"name", "slug"}, value=q, ignore_case=True, escape_wildcards=True)
-            )
-        if status:
-            filters.append(CollectionFilter(field_name="status", values=[status]))
-        conditions: list[Any] = [Script.tenant_id == tenant_id]
-        if label:
-            conditions.append(Script.labels.contains([label]))
-        return list(await self.repository.get_many(*filters, *conditions))
+        return await self.repository.page_of(tenant_id, page, **filters)
 
     async def list_versions(
         self, tenant_id: str, script_id: uuid.UUID, page: PageParams
@@ -127,9 +110,7 @@ class ScriptService(Service[Script, ScriptRepository]):
     ) -> VersionDiff:
         # One round trip for both versions; the outer join still tells a missing script apart.
         wanted = {n for n in (from_version, to_version) if 1 <= n <= _MAX_VERSION}
-        found = await self.versions.pair(script_id, tenant_id, wanted)
-        if found is None:
-            raise _script_not_found()
+        found = required(await self.versions.pair(script_id, tenant_id, wanted), _script_not_found)
         for number in (from_version, to_version):
             if number not in found:
                 raise NotFound(f"Version {number} of this script does not exist.")
@@ -139,10 +120,7 @@ class ScriptService(Service[Script, ScriptRepository]):
         self, tenant_id: str, script_id: uuid.UUID, page: PageParams, *, action: str | None = None
     ) -> list[AuditEntry]:
         await self._ensure_script(tenant_id, script_id)
-        conditions: list[Any] = [AuditEntry.script_id == script_id, AuditEntry.tenant_id == tenant_id]
-        if action:
-            conditions.append(AuditEntry.action == action)
-        return list(await self.audit.get_many(Keyset(("created_at", "id"), page), *conditions))
+        return await self.audit.newest_first(tenant_id, page, script_id=script_id, action=action)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -239,6 +217,7 @@ class ScriptService(Service[Script, ScriptRepository]):
                 raise _script_not_found()
             raise Conflict("The script is archived and takes no new versions.", code="SCRIPT_ARCHIVED")
         version = await self.versions.insert(
+            now,
             tenant_id=tenant_id,
             script_id=script_id,
             version=number,
@@ -247,8 +226,6 @@ class ScriptService(Service[Script, ScriptRepository]):
             changelog=data.changelog,
             is_published=False,
             created_by_id=actor.id,
-            created_at=now,
-            updated_at=now,
         )
         await self.audit.record(
             tenant_id, script_id, actor.id, "CREATE", version=number, note=data.note, now=now
@@ -320,10 +297,7 @@ class ScriptService(Service[Script, ScriptRepository]):
             raise _script_not_found()
 
     async def _lock_script(self, tenant_id: str, script_id: uuid.UUID) -> Script:
-        script = await self.repository.lock(script_id, tenant_id)
-        if script is None:
-            raise _script_not_found()
-        return script
+        return required(await self.repository.lock(script_id, tenant_id), _script_not_found)
 
 
 async def ensure_script(session: AsyncSession, tenant_id: str, script_id: uuid.UUID) -> None:

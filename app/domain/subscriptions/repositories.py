@@ -1,7 +1,8 @@
-"""All SQL of trigger subscriptions: a subject's subscriptions by page, the count the tenant's
-quota is checked against, the insert that the partial unique index of active subscriptions
-decides between concurrent creates, and deactivation. (Matching an event to its subscriptions is
-the incoming events' SQL: ``app.domain.incoming_events.repositories``.)"""
+"""All SQL of trigger subscriptions: the quota of active subscriptions per tenant, the insert
+that the partial unique index of active subscriptions decides between concurrent creates, and
+deactivation. (A subject's subscriptions by page are the base repository's ``newest_first``;
+matching an event to its subscriptions is the incoming events' SQL:
+``app.domain.incoming_events.repositories``.)"""
 
 from __future__ import annotations
 
@@ -9,56 +10,38 @@ import datetime
 import uuid
 from typing import Any
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from uuid_utils.compat import uuid7
+from sqlalchemy import exists, select, update
 
 from app.db.triggers import TriggerSubscription
-from app.lib.pagination import Keyset, PageParams
+from app.lib.repository import Quota, Repository
 
-__all__ = ["SubscriptionRepository"]
+__all__ = ["ACTIVE_SUBSCRIPTIONS_PER_TENANT", "SubscriptionRepository"]
 
 
-class SubscriptionRepository(SQLAlchemyAsyncRepository[TriggerSubscription]):
+# Inactive subscriptions do not count.
+ACTIVE_SUBSCRIPTIONS_PER_TENANT = Quota(
+    "subscriptions",
+    "active trigger subscriptions per tenant",
+    TriggerSubscription,
+    lambda tenant_id: (TriggerSubscription.tenant_id == tenant_id, TriggerSubscription.active),
+)
+
+
+class SubscriptionRepository(Repository[TriggerSubscription]):
     model_type = TriggerSubscription
 
-    async def page_of(
-        self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
-    ) -> list[TriggerSubscription]:
-        """A page of the subject's subscriptions, newest first; only active or inactive ones when
-        ``active`` says so."""
-        conditions: list[Any] = [
-            TriggerSubscription.tenant_id == tenant_id,
-            TriggerSubscription.subject == subject,
-        ]
-        if active is not None:
-            conditions.append(TriggerSubscription.active == active)
-        return list(await self.get_many(Keyset(("created_at", "id"), page), *conditions))
-
-    @staticmethod
-    def active_count_statement(tenant_id: str) -> Select[tuple[int]]:
-        """The count of the tenant's active subscriptions (for ``app.lib.quotas.ensure_quota``)."""
-        return (
-            select(func.count())
-            .select_from(TriggerSubscription)
-            .where(TriggerSubscription.tenant_id == tenant_id, TriggerSubscription.active)
-        )
-
-    async def insert_unless_active(self, **values: Any) -> TriggerSubscription | None:
+    async def insert_unless_active(self, now: datetime.datetime, **values: Any) -> TriggerSubscription | None:
         """The new active subscription; None when the (tenant, subject, event name) has an active
         one already. A concurrent create waits for the first to commit, then inserts nothing."""
-        return (
-            await self.session.scalars(
-                pg_insert(TriggerSubscription)
-                .values(id=uuid7(), active=True, **values)
-                .on_conflict_do_nothing(
-                    index_elements=["tenant_id", "subject", "event_name"],
-                    index_where=TriggerSubscription.active,
-                )
-                .returning(TriggerSubscription)
-            )
-        ).one_or_none()
+        return await self.insert_returning(
+            now,
+            on_conflict={
+                "index_elements": ["tenant_id", "subject", "event_name"],
+                "index_where": TriggerSubscription.active,
+            },
+            active=True,
+            **values,
+        )
 
     async def deactivate(
         self, subscription_id: uuid.UUID, tenant_id: str, subject: str, now: datetime.datetime

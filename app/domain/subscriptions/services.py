@@ -19,12 +19,11 @@ from app.domain.incoming_events.flow_control import (
     validate_flow_control,
 )
 from app.domain.scripts.services import ensure_script
-from app.domain.subscriptions.repositories import SubscriptionRepository
+from app.domain.subscriptions.repositories import ACTIVE_SUBSCRIPTIONS_PER_TENANT, SubscriptionRepository
 from app.domain.subscriptions.schemas import SUBJECT_PATTERN, SubscriptionCreate
 from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.pagination import PageParams
 from app.lib.principals import Principal
-from app.lib.quotas import ensure_quota
 from app.lib.service import Service
 from app.lib.uow import driver_connection
 
@@ -55,7 +54,7 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         self, tenant_id: str, subject: str, page: PageParams, *, active: bool | None = None
     ) -> list[TriggerSubscription]:
         validate_subject(subject)
-        return await self.repository.page_of(tenant_id, subject, page, active=active)
+        return await self.repository.newest_first(tenant_id, page, subject=subject, active=active)
 
     async def subscribe(
         self,
@@ -70,26 +69,18 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         validate_flow_control(data.flow_control, data.event_name)
         await ensure_event_name(self.session, tenant_id, data.event_name)
         await ensure_script(self.session, tenant_id, data.script_id)
-        await ensure_quota(
-            self.session,
-            f"subscriptions\x1f{tenant_id}",
-            self.repository.active_count_statement(tenant_id),
-            max_per_tenant,
-            "active trigger subscriptions per tenant",
-        )
-        now = _now()
+        await ACTIVE_SUBSCRIPTIONS_PER_TENANT.ensure_room(self.session, tenant_id, max_per_tenant)
         flow = data.flow_control
         throttle = flow.throttle if flow is not None else None
         # The partial unique index decides between concurrent creates: the second one waits for
         # the first to commit, then inserts nothing.
         row = await self.repository.insert_unless_active(
+            _now(),
             tenant_id=tenant_id,
             subject=subject,
             event_name=data.event_name,
             script_id=data.script_id,
             created_by_id=actor.id,
-            created_at=now,
-            updated_at=now,
             debounce_seconds=flow.debounce_seconds if flow is not None else None,
             max_delay_seconds=flow.max_delay_seconds if flow is not None else None,
             throttle_runs=throttle.runs if throttle is not None else None,
