@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.domain.commands.schemas import CommandAccepted, CommandIn, CommandStatus, CommandStatusOut
 from app.domain.commands.services import CommandService
 from app.lib.correlation import correlation_id_of
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, PageParams, build_page
 from app.lib.principals import Principal
-from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.routes import accept_route, action_route, list_route, read_route
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
 from app.lib.uow import UnitOfWork
@@ -63,16 +62,14 @@ class CommandController(Controller):
     tags = ["Commands"]
     dependencies = {"commands": Provide(provide_command_service), "window": Provide(provide_time_window)}
 
-    @post(
-        "/",
-        status_code=HTTP_202_ACCEPTED,
-        summary="Post a command",
-        description="Writes the command to the outbox (PENDING) in this request's transaction; a worker "
+    @accept_route(
+        "Post a command",
+        "Writes the command to the outbox (PENDING) in this request's transaction; a worker "
         "runs it and publishes its completion event (see GET /events/stream). A second command with the "
         "same correlationId in the tenant is 409 DUPLICATE_CORRELATION_ID. Rate-limited per tenant "
         "(429 RATE_LIMIT_EXCEEDED with Retry-After).",
-        responses=errors(400, 401, 403, 409, 413, 429),
-        opt={RATE_LIMIT_OPT: "commands"},
+        rate_limit="commands",
+        also=(409,),
     )
     async def post_command(
         self,
@@ -86,14 +83,12 @@ class CommandController(Controller):
         correlation_id = await commands.submit(tenant_id, data, correlation_id_of(request.scope), actor.id)
         return CommandAccepted(correlation_id=correlation_id, status="PENDING")
 
-    @get(
-        "/",
-        summary="List commands",
-        description="The tenant's commands, newest first (by createdAt, then id), each as "
+    @list_route(
+        "List commands",
+        "The tenant's commands, newest first (by createdAt, then id), each as "
         "`GET /commands/{correlationId}` shows it. `status=FAILED` is the dead-letter view: commands "
         "that used up their attempts, each with its failure event as `outcome`. `from` is inclusive "
         "and `to` exclusive, both on createdAt, both RFC 3339 with a UTC offset.",
-        responses=errors(400, 401, 403),
     )
     async def list_commands(
         self,
@@ -116,15 +111,14 @@ class CommandController(Controller):
         rows = await commands.list_commands(tenant_id, page, status=status, command=command, window=window)
         return build_page(rows, page, lambda r: (r.created_at, r.id), CommandStatusOut.of)
 
-    @get(
+    @read_route(
         "/{correlation_id:str}",
-        summary="A command's status",
-        description="Status, attempts, timestamps and the last error of the command with this correlationId; "
+        "A command's status",
+        "Status, attempts, timestamps and the last error of the command with this correlationId; "
         "`actor` is whom it acts for (as sent), `submittedById` the authenticated actor who posted it. "
         "`outcome` is the event that ended it (the worker's completion, `success: true`, or failure, "
         "`success: false`, or its cancellation), null while it is not finished; after a retry, the "
         "outcome of its latest run.",
-        responses=errors(400, 401, 403, 404),
     )
     async def get_command(
         self,
@@ -134,16 +128,15 @@ class CommandController(Controller):
     ) -> CommandStatusOut:
         return CommandStatusOut.of(await commands.get(tenant_id, correlation_id))
 
-    @post(
+    @action_route(
         "/{correlation_id:str}/retry",
-        status_code=HTTP_200_OK,
-        summary="Retry a failed or cancelled command",
-        description="Puts a FAILED or CANCELLED command back to PENDING, due at once, with its attempts "
+        "Retry a failed or cancelled command",
+        "Puts a FAILED or CANCELLED command back to PENDING, due at once, with its attempts "
         "reset to 0; `lastError` keeps the error it failed with until a new attempt replaces or clears "
         "it. A worker then runs it again and publishes a new outcome event. Recorded in the tenant "
         "audit trail (action RETRY). Any other status → 409 COMMAND_NOT_RETRYABLE (`details.status` "
         "says which).",
-        responses=errors(400, 401, 403, 404, 409, codes={409: [NOT_RETRYABLE]}),
+        codes={409: [NOT_RETRYABLE]},
     )
     async def retry_command(
         self,
@@ -154,16 +147,15 @@ class CommandController(Controller):
     ) -> CommandStatusOut:
         return CommandStatusOut.of(await commands.retry(tenant_id, correlation_id, actor.id))
 
-    @post(
+    @action_route(
         "/{correlation_id:str}/cancel",
-        status_code=HTTP_200_OK,
-        summary="Cancel a pending command",
-        description="Turns a PENDING command into CANCELLED, with one `success: false` outcome event "
+        "Cancel a pending command",
+        "Turns a PENDING command into CANCELLED, with one `success: false` outcome event "
         '(the event name its failure would have; payload `{command, error: "cancelled", attempts}`), '
         "written with the change. No worker runs it afterwards (unless it is retried). Recorded in the "
         "tenant audit trail (action CANCEL). Once a worker claimed it (PROCESSING) or it finished → 409 "
         "COMMAND_NOT_CANCELLABLE (`details.status` says which).",
-        responses=errors(400, 401, 403, 404, 409, codes={409: [NOT_CANCELLABLE]}),
+        codes={409: [NOT_CANCELLABLE]},
     )
     async def cancel_command(
         self,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, delete, get, post, route
+from litestar import Controller, Request, route
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 from app.config import Settings
 from app.domain.endpoints.schemas import EndpointCreate, EndpointOut, HookAccepted
@@ -22,6 +22,7 @@ from app.lib.openapi import errors, json_body
 from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
 from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.routes import create_route, delete_route, list_route, served_as
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_granted, ensure_same_tenant
 
@@ -38,19 +39,22 @@ EndpointBody = Annotated[
 ]
 
 
-class ScriptEndpointController(Controller):
-    path = "/scripts/{script_id:uuid}/endpoints"
+class EndpointsController(Controller):
+    """What both controllers of custom endpoints share: their API section and their service."""
+
     tags = ["Triggers"]
     dependencies = {"endpoints": Provide(provide_service(EndpointService))}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Create a custom endpoint",
-        description="Requests to `/hooks/{tenantId}/{route}` with this method start ENDPOINT_REQUEST runs "
+
+class ScriptEndpointController(EndpointsController):
+    path = "/scripts/{script_id:uuid}/endpoints"
+
+    @create_route(
+        "Create a custom endpoint",
+        "Requests to `/hooks/{tenantId}/{route}` with this method start ENDPOINT_REQUEST runs "
         "of the script's active version. (method, route) is unique per tenant: 409 ROUTE_TAKEN; a tenant "
         "with MAX_ENDPOINTS_PER_TENANT (1,000) endpoints already is 409 QUOTA_EXCEEDED.",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        also=(404,),
     )
     async def create_endpoint(
         self,
@@ -67,24 +71,15 @@ class ScriptEndpointController(Controller):
         )
         return EndpointOut.of(endpoint)
 
-    @get(
-        "/",
-        summary="List a script's endpoints",
-        description="Newest first.",
-        responses=errors(400, 401, 403, 404),
-    )
+    @list_route("List a script's endpoints", "Newest first.", also=(404,))
     async def list_endpoints(
         self, endpoints: Endpoints, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
     ) -> Page[EndpointOut]:
         rows = await endpoints.list_endpoints(tenant_id, script_id, page)
         return build_page(rows, page, lambda e: (e.created_at, e.id), EndpointOut.of)
 
-    @delete(
-        "/{endpoint_id:uuid}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Delete a custom endpoint",
-        description="The route is free again at once; its runs stay.",
-        responses=errors(400, 401, 403, 404),
+    @delete_route(
+        "/{endpoint_id:uuid}", "Delete a custom endpoint", "The route is free again at once; its runs stay."
     )
     async def delete_endpoint(
         self, endpoints: Endpoints, tenant_id: Tenant, script_id: FromPath[UUID], endpoint_id: FromPath[UUID]
@@ -113,16 +108,12 @@ _HOOK_ROUTE: dict[str, Any] = {
 }
 
 
-class HookController(Controller):
+class HookController(EndpointsController):
     """Requests to custom endpoints. Outside the global bearer authentication; the tenant is
     in the path (``tenant_id``, the name the idempotency and rate-limit layers read)."""
 
     path = "/hooks"
-    tags = ["Triggers"]
-    dependencies = {"endpoints": Provide(provide_service(EndpointService))}
 
-    # POST has a handler of its own: only POST goes through the Idempotency-Key layer, and the
-    # API description says so per operation.
     @route("/{tenant_id:str}/{route:path}", http_method=_OTHER_METHODS, **_HOOK_ROUTE)
     async def call_endpoint(
         self,
@@ -133,15 +124,11 @@ class HookController(Controller):
     ) -> HookAccepted:
         return await _call(request, endpoints, tenant_id, route)
 
-    @route("/{tenant_id:str}/{route:path}", http_method=[HttpMethod.POST], **_HOOK_ROUTE)
-    async def post_endpoint(
-        self,
-        request: Request[Any, Any, Any],
-        endpoints: Endpoints,
-        tenant_id: FromPath[str],
-        route: FromPath[str],
-    ) -> HookAccepted:
-        return await _call(request, endpoints, tenant_id, route)
+    # POST is a route of its own: only POST goes through the Idempotency-Key layer, and the API
+    # description says so per operation.
+    post_endpoint = route("/{tenant_id:str}/{route:path}", http_method=[HttpMethod.POST], **_HOOK_ROUTE)(
+        served_as("post_endpoint", call_endpoint.fn)
+    )
 
 
 async def _caller(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller
 from litestar.di import NamedDependency, Provide
-from litestar.status_codes import HTTP_201_CREATED
 
 from app.domain.event_types.schemas import EventTypeCreate, EventTypeOut
 from app.domain.event_types.services import EventTypeService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, build_page
+from app.lib.routes import create_route, list_route
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 
@@ -27,12 +27,10 @@ class EventTypeController(Controller):
     tags = ["Triggers"]
     dependencies = {"event_types": Provide(provide_service(EventTypeService))}
 
-    @get(
-        "/",
-        summary="List event types",
-        description="The tenant's registered event types, newest first, followed by the built-in "
+    @list_route(
+        "List event types",
+        "The tenant's registered event types, newest first, followed by the built-in "
         "lifecycle names (`builtIn: true`, no id).",
-        responses=errors(400, 401, 403),
     )
     async def list_event_types(
         self, event_types: NamedDependency[EventTypeService], tenant_id: Tenant, page: Paging
@@ -40,13 +38,10 @@ class EventTypeController(Controller):
         items = await event_types.list_event_types(tenant_id, page)
         return build_page(items, page, lambda item: item[0], lambda item: item[1])
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Register an event type",
-        description="Admin only (403 FORBIDDEN). Names match `^[A-Za-z][A-Za-z0-9_.]{0,99}$`; a name "
+    @create_route(
+        "Register an event type",
+        "Admin only (403 FORBIDDEN). Names match `^[A-Za-z][A-Za-z0-9_.]{0,99}$`; a name "
         "the tenant has, or a built-in lifecycle name, is 409 EVENT_TYPE_EXISTS.",
-        responses=errors(400, 401, 403, 409, 413),
     )
     async def create_event_type(
         self,

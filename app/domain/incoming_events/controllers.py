@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get, post
+from litestar import Controller
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
-from litestar.status_codes import HTTP_202_ACCEPTED
 
 from app.domain.incoming_events.schemas import EventAccepted, EventIn, IncomingEventOut
 from app.domain.incoming_events.services import IncomingEventService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, build_page
-from app.lib.rate_limit import RATE_LIMIT_OPT
+from app.lib.routes import accept_route, list_route, read_route, served_as
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
 
+Incoming = NamedDependency[IncomingEventService]
 EventBody = Annotated[
     EventIn,
     json_body(
@@ -40,11 +40,9 @@ class IncomingEventController(Controller):
     tags = ["Triggers"]
     dependencies = {"incoming": Provide(provide_service(IncomingEventService))}
 
-    @post(
-        "/",
-        status_code=HTTP_202_ACCEPTED,
-        summary="Receive an event",
-        description="Stores the event and starts one EVENT_TRIGGER run (of the active version) per "
+    @accept_route(
+        "Receive an event",
+        "Stores the event and starts one EVENT_TRIGGER run (of the active version) per "
         "script with an active subscription to `eventName` on `subject` or on `*`, all in one "
         "transaction. Archived scripts and scripts without an active version are not started and "
         "are listed in `skipped` with the reason (SCRIPT_ARCHIVED, NO_ACTIVE_VERSION). "
@@ -54,12 +52,12 @@ class IncomingEventController(Controller):
         "Unknown event name → 404. The same `sourceEventId` again (even concurrently) starts nothing "
         "and answers the first answer. Rate-limited per tenant (429 RATE_LIMIT_EXCEEDED). What became "
         "of the event later: `GET /events/incoming/{eventId}`.",
-        responses=errors(400, 401, 403, 404, 413, 429),
-        opt={RATE_LIMIT_OPT: "events"},
+        rate_limit="events",
+        also=(404,),
     )
     async def receive_event(
         self,
-        incoming: NamedDependency[IncomingEventService],
+        incoming: Incoming,
         tenant_id: Tenant,
         actor: CurrentActor,
         data: EventBody,
@@ -67,45 +65,36 @@ class IncomingEventController(Controller):
         ensure_same_tenant(tenant_id, data.tenant_id)
         return await incoming.receive(tenant_id, actor, data)
 
-    @get(
-        "/{event_id:uuid}",
-        summary="Get an incoming event",
-        description="The same as `GET /events/incoming/{eventId}`.",
-        responses=errors(400, 401, 403, 404),
-    )
-    async def get_event(
-        self, incoming: NamedDependency[IncomingEventService], tenant_id: Tenant, event_id: FromPath[UUID]
-    ) -> IncomingEventOut:
-        return IncomingEventOut.of(*await incoming.get_event(tenant_id, event_id))
-
-    @get(
+    @read_route(
         "/incoming/{event_id:uuid}",
-        summary="Get an incoming event and what became of it",
-        description="The event as received, what `POST /events` answered (`runs`, `deferred`, `suppressed`, "
+        "Get an incoming event and what became of it",
+        "The event as received, what `POST /events` answered (`runs`, `deferred`, `suppressed`, "
         "`skipped`), and `outcomes`: per matching subscription, what became of the event as of now — "
         "STARTED (`runId`), DEFERRED (in a debounce window due at `dueAt`), FOLDED (its window's run "
         "started: `foldedInto`), SUPPRESSED (`reason` THROTTLED), SKIPPED (`reason` SCRIPT_ARCHIVED or "
         "NO_ACTIVE_VERSION) or CANCELLED (`reason` SCRIPT_ARCHIVED or SUBSCRIPTION_DEACTIVATED). Its runs, "
         "and their steps: `GET /runs?triggeringEventId=`.",
-        responses=errors(400, 401, 403, 404),
     )
     async def get_incoming_event(
-        self, incoming: NamedDependency[IncomingEventService], tenant_id: Tenant, event_id: FromPath[UUID]
+        self, incoming: Incoming, tenant_id: Tenant, event_id: FromPath[UUID]
     ) -> IncomingEventOut:
         return IncomingEventOut.of(*await incoming.get_event(tenant_id, event_id))
 
-    @get(
-        "/incoming",
-        summary="List incoming events",
-        description="The tenant's incoming events, newest first, each with its `outcomes` (see "
+    get_event = read_route(
+        "/{event_id:uuid}", "Get an incoming event", "The same as `GET /events/incoming/{eventId}`."
+    )(served_as("get_event", get_incoming_event.fn))
+
+    @list_route(
+        "List incoming events",
+        "The tenant's incoming events, newest first, each with its `outcomes` (see "
         "`GET /events/incoming/{eventId}`); filter by `subject`, `eventName` and received time "
         "(`from` inclusive, `to` exclusive).",
-        responses=errors(400, 401, 403),
+        path="/incoming",
         dependencies={"window": Provide(provide_time_window)},
     )
     async def list_incoming_events(
         self,
-        incoming: NamedDependency[IncomingEventService],
+        incoming: Incoming,
         tenant_id: Tenant,
         page: Paging,
         window: NamedDependency[TimeWindow],

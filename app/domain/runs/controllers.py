@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.domain.runs.reports import ExecutionReportService
 from app.domain.runs.schemas import (
@@ -32,6 +32,7 @@ from app.lib.dependencies import Paging, Tenant, Window
 from app.lib.openapi import errors, json_batch, json_body
 from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
+from app.lib.routes import action_route, create_route, list_route, read_route
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import provide_time_window
 from app.lib.uow import UnitOfWork
@@ -105,6 +106,18 @@ _REPORT_RULES = (
 )
 
 
+def report_route(path: str, summary: str, which_run: str, unknown: str) -> put:
+    """PUT of an execution report: which run it completes or creates, the rules every report
+    follows, and what is unknown (404)."""
+    return put(
+        path,
+        status_code=HTTP_204_NO_CONTENT,
+        summary=summary,
+        description=f"{which_run} {_REPORT_RULES} {unknown}",
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
+
+
 class ExecutionReportController(Controller):
     """Runners report a whole triggered or scheduled execution at once (idempotent PUTs)."""
 
@@ -112,15 +125,12 @@ class ExecutionReportController(Controller):
     tags = ["Runs"]
     dependencies = {"reports": Provide(provide_report_service)}
 
-    @put(
+    @report_route(
         "/triggered/{event_id:uuid}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Report a triggered execution",
-        description="Completes the run the incoming event started for this script, or creates it "
-        "(EVENT_TRIGGER, or LIFECYCLE_HOOK for a recorded lifecycle event) when there is none. "
-        + _REPORT_RULES
-        + " Unknown event or script (of this tenant) → 404.",
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        "Report a triggered execution",
+        "Completes the run the incoming event started for this script, or creates it "
+        "(EVENT_TRIGGER, or LIFECYCLE_HOOK for a recorded lifecycle event) when there is none.",
+        "Unknown event or script (of this tenant) → 404.",
     )
     async def report_triggered(
         self,
@@ -134,15 +144,12 @@ class ExecutionReportController(Controller):
         ensure_same_tenant(tenant_id, data.tenant_id)
         await reports.report_triggered(tenant_id, request.user, script_id, event_id, data)
 
-    @put(
+    @report_route(
         "/scheduled/{schedule_id:uuid}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Report a scheduled execution",
-        description="Completes the run of the schedule's fire time `plannedAt`, or creates it "
-        "(SCHEDULED_TASK) when there is none. "
-        + _REPORT_RULES
-        + " Unknown schedule, a schedule of another script, or unknown script → 404.",
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        "Report a scheduled execution",
+        "Completes the run of the schedule's fire time `plannedAt`, or creates it (SCHEDULED_TASK) "
+        "when there is none.",
+        "Unknown schedule, a schedule of another script, or unknown script → 404.",
     )
     async def report_scheduled(
         self,
@@ -162,15 +169,13 @@ class RunController(Controller):
     tags = ["Runs"]
     dependencies = {"runs": Provide(provide_run_service), "window": Provide(provide_time_window)}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Start a run",
-        description="Starts an API_RUN of a version (published or not) of one of the tenant's scripts. "
+    @create_route(
+        "Start a run",
+        "Starts an API_RUN of a version (published or not) of one of the tenant's scripts. "
         "`startedById` defaults to the caller. The answer is the run, with `runId` equal to `id`. "
         "Unknown script → 404; unknown version → 422 VERSION_NOT_FOUND; an archived script → 409 "
         "SCRIPT_ARCHIVED (it starts nothing until set back to DRAFT or PUBLISHED).",
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        also=(404, 422),
     )
     async def start_run(
         self, runs: Runs, tenant_id: Tenant, request: Request[Principal, Any, Any], data: JSONBody[RunCreate]
@@ -178,12 +183,10 @@ class RunController(Controller):
         ensure_same_tenant(tenant_id, data.tenant_id)
         return RunStarted.of(await runs.start_run(tenant_id, request.user, data))
 
-    @get(
-        "/",
-        summary="List runs",
-        description="Newest first (by startedAt, then id). `from` is inclusive and `to` exclusive, both on "
+    @list_route(
+        "List runs",
+        "Newest first (by startedAt, then id). `from` is inclusive and `to` exclusive, both on "
         "startedAt, both RFC 3339 with a UTC offset.",
-        responses=errors(400, 401, 403),
     )
     async def list_runs(
         self,
@@ -215,54 +218,50 @@ class RunController(Controller):
         )
         return build_page(rows, page, lambda r: (r["started_at"], r["id"]), RunOut.of)
 
-    @get(
+    @read_route(
         "/{run_id:uuid}",
-        summary="Get a run with its variables and steps",
-        description="Variables in key order; steps in executedAt order.",
-        responses=errors(400, 401, 403, 404),
+        "Get a run with its variables and steps",
+        "Variables in key order; steps in executedAt order.",
     )
     async def get_run(self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID]) -> RunDetail:
         return RunDetail.of_parts(*await runs.get_run(tenant_id, run_id))
 
-    @post(
+    @action_route(
         "/{run_id:uuid}/vars",
-        status_code=HTTP_200_OK,
-        summary="Set run variables",
-        description="A JSON array of up to 1000 `{key, strVal | numVal | boolVal | jsonVal}`, exactly one "
+        "Set run variables",
+        "A JSON array of up to 1000 `{key, strVal | numVal | boolVal | jsonVal}`, exactly one "
         "value present and not null per item, each key once per request. Each key is inserted or "
         "overwritten (all in one statement). Answers with the stored variables. A finished run takes "
         "no variables (409 RUN_FINISHED).",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        also=(413,),
     )
     async def upsert_variables(
         self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: VariablesBody
     ) -> list[VariableOut]:
         return [VariableOut.of(v) for v in await runs.upsert_variables(tenant_id, run_id, data)]
 
-    @post(
-        "/{run_id:uuid}/steps",
-        status_code=HTTP_201_CREATED,
-        summary="Record executed steps",
-        description="A JSON array of up to 1000 steps. Every `nodeId` and `nextNodeId` must be a node of the "
+    @create_route(
+        "Record executed steps",
+        "A JSON array of up to 1000 steps. Every `nodeId` and `nextNodeId` must be a node of the "
         "run's version graph (422 NODE_NOT_IN_VERSION), `stepType` must be that node's type "
         "(422 STEP_TYPE_MISMATCH), and `data`, when present, must be the tag that fits the step type "
         "(422 STEP_DATA_MISMATCH; types without a tag take no data). Nothing is stored unless every "
         "step passes. Answers with the stored steps, in request order. A finished run takes no steps "
         "(409 RUN_FINISHED).",
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        path="/{run_id:uuid}/steps",
+        also=(404, 422),
     )
     async def record_steps(
         self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: StepsBody
     ) -> list[StepOut]:
         return [StepOut.of(s) for s in await runs.record_steps(tenant_id, run_id, data)]
 
-    @post(
+    @action_route(
         "/{run_id:uuid}/finish",
-        status_code=HTTP_200_OK,
-        summary="Finish a run",
-        description="Sets the final status and endedAt. Repeating the same finish changes nothing and "
+        "Finish a run",
+        "Sets the final status and endedAt. Repeating the same finish changes nothing and "
         "answers the run as it is; a different final status → 409 RUN_FINISHED.",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        also=(413,),
     )
     async def finish_run(
         self, runs: Runs, tenant_id: Tenant, run_id: FromPath[UUID], data: JSONBody[RunFinish]

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import Settings
 from app.db.triggers import Schedule
 from app.domain.schedules.schemas import ScheduleCreate, ScheduleOut, ScheduleUpdate
 from app.domain.schedules.services import ScheduleService, next_fire_times
 from app.lib.dependencies import CurrentActor, Paging, Tenant
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, build_page
+from app.lib.routes import create_route, delete_route, list_route, read_route, update_route
 from app.lib.schema import timestamp
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
@@ -40,21 +40,24 @@ def _schedule_out(row: Schedule) -> ScheduleOut:
     return ScheduleOut.of(row, next_fire_times=[timestamp(t) for t in next_fire_times(row)])
 
 
-class ScriptScheduleController(Controller):
-    path = "/scripts/{script_id:uuid}/schedules"
+class SchedulesController(Controller):
+    """What both schedule controllers share: their API section and their service."""
+
     tags = ["Triggers"]
     dependencies = {"schedules": Provide(provide_service(ScheduleService))}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Schedule a script",
-        description="The worker starts a SCHEDULED_TASK run of the script's active version at each fire "
+
+class ScriptScheduleController(SchedulesController):
+    path = "/scripts/{script_id:uuid}/schedules"
+
+    @create_route(
+        "Schedule a script",
+        "The worker starts a SCHEDULED_TASK run of the script's active version at each fire "
         "time, computed in `timezone` (DST included), once per fire time even with several workers. "
         "`nextFireTimes` shows the next 5 (empty while inactive). A bad cron or time zone, or a cron "
         "that fires more often than SCHEDULE_MIN_INTERVAL_SECONDS (60), is 400 naming the field; a script "
         "with MAX_SCHEDULES_PER_SCRIPT (20) schedules already is 409 QUOTA_EXCEEDED.",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        also=(404,),
     )
     async def create_schedule(
         self,
@@ -76,12 +79,7 @@ class ScriptScheduleController(Controller):
         )
         return _schedule_out(schedule)
 
-    @get(
-        "/",
-        summary="List a script's schedules",
-        description="Newest first.",
-        responses=errors(400, 401, 403, 404),
-    )
+    @list_route("List a script's schedules", "Newest first.", also=(404,))
     async def list_schedules(
         self, schedules: Schedules, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
     ) -> Page[ScheduleOut]:
@@ -89,23 +87,20 @@ class ScriptScheduleController(Controller):
         return build_page(rows, page, lambda s: (s.created_at, s.id), _schedule_out)
 
 
-class ScheduleController(Controller):
+class ScheduleController(SchedulesController):
     path = "/schedules"
-    tags = ["Triggers"]
-    dependencies = {"schedules": Provide(provide_service(ScheduleService))}
 
-    @get("/{schedule_id:uuid}", summary="Get a schedule", responses=errors(400, 401, 403, 404))
+    @read_route("/{schedule_id:uuid}", "Get a schedule")
     async def get_schedule(
         self, schedules: Schedules, tenant_id: Tenant, schedule_id: FromPath[UUID]
     ) -> ScheduleOut:
         return _schedule_out(await schedules.get_schedule(tenant_id, schedule_id))
 
-    @patch(
+    @update_route(
         "/{schedule_id:uuid}",
-        summary="Change a schedule",
-        description="Absent fields stay as they are. A change of cron, time zone or `active` plans the next "
+        "Change a schedule",
+        "Absent fields stay as they are. A change of cron, time zone or `active` plans the next "
         "fire time afresh from now and clears a pending retry.",
-        responses=errors(400, 401, 403, 404, 413),
     )
     async def update_schedule(
         self,
@@ -122,12 +117,10 @@ class ScheduleController(Controller):
         )
         return _schedule_out(schedule)
 
-    @delete(
+    @delete_route(
         "/{schedule_id:uuid}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Delete a schedule",
-        description="Stops it; its runs keep pointing at it. Idempotent; afterwards GET is 404.",
-        responses=errors(400, 401, 403, 404),
+        "Delete a schedule",
+        "Stops it; its runs keep pointing at it. Idempotent; afterwards GET is 404.",
     )
     async def delete_schedule(
         self, schedules: Schedules, tenant_id: Tenant, schedule_id: FromPath[UUID]

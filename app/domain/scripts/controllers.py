@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, QueryParameter
@@ -29,9 +29,10 @@ from app.domain.scripts.schemas import (
 from app.domain.scripts.services import ScriptService, script_etag
 from app.lib.dependencies import CurrentActor, Paging, Tenant, Window
 from app.lib.etag import IF_MATCH_PATTERN, parse_if_match
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, build_page
 from app.lib.principals import Principal
+from app.lib.routes import action_route, create_route, list_route, read_route, update_route
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import provide_time_window
@@ -145,12 +146,9 @@ class ScriptController(Controller):
     tags = ["Scripts"]
     dependencies = {"scripts": Provide(provide_script_service)}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Create a script",
-        description="Creates a DRAFT script with latestVersion 0 and logs a CREATE audit entry.",
-        responses=errors(400, 401, 403, 409, 413),
+    @create_route(
+        "Create a script",
+        "Creates a DRAFT script with latestVersion 0 and logs a CREATE audit entry.",
         response_headers=ETAG_HEADER,
     )
     async def create_script(
@@ -164,12 +162,10 @@ class ScriptController(Controller):
         script = await scripts.create_script(tenant_id, request.user, data)
         return _with_etag(ScriptDetail.of_pair(script, None), script_etag(script), HTTP_201_CREATED)
 
-    @get(
-        "/",
-        summary="List scripts",
-        description="Newest first. `q` matches name or slug, case-insensitive; `label` must be one of "
+    @list_route(
+        "List scripts",
+        "Newest first. `q` matches name or slug, case-insensitive; `label` must be one of "
         "the script's labels.",
-        responses=errors(400, 401, 403),
     )
     async def list_scripts(
         self,
@@ -189,24 +185,19 @@ class ScriptController(Controller):
         rows = await scripts.list_scripts(tenant_id, page, q=q, status=status, label=label)
         return build_page(rows, page, lambda s: (s.created_at, s.id), ScriptOut.of)
 
-    @get(
-        "/{script_id:uuid}",
-        summary="Get a script with its active version",
-        responses=errors(400, 401, 403, 404),
-        response_headers=ETAG_HEADER,
-    )
+    @read_route("/{script_id:uuid}", "Get a script with its active version", response_headers=ETAG_HEADER)
     async def get_script(
         self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID]
     ) -> Response[ScriptDetail]:
         row = await scripts.get_detail_row(tenant_id, script_id)
         return _with_etag(ScriptDetail.of_row(row), script_etag(row))
 
-    @patch(
+    @update_route(
         "/{script_id:uuid}",
-        summary="Change a script's metadata or status",
-        description="Absent fields are unchanged. Logs UPDATE with diffJson {field: {from, to}}, or "
+        "Change a script's metadata or status",
+        "Absent fields are unchanged. Logs UPDATE with diffJson {field: {from, to}}, or "
         "ARCHIVE when the status becomes ARCHIVED. A request that changes nothing logs nothing.",
-        responses=errors(400, 401, 403, 404, 409, 412, 413),
+        also=(409, 412),
         response_headers=ETAG_HEADER,
     )
     async def update_script(
@@ -223,13 +214,12 @@ class ScriptController(Controller):
         script, active = await scripts.update_script(tenant_id, actor, script_id, data, expected)
         return _with_etag(ScriptDetail.of_pair(script, active), script_etag(script))
 
-    @post(
-        "/{script_id:uuid}/versions",
-        status_code=HTTP_201_CREATED,
-        summary="Save a new immutable version",
-        description="Numbers the version latestVersion + 1 (safe under concurrency) and logs CREATE. "
+    @create_route(
+        "Save a new immutable version",
+        "Numbers the version latestVersion + 1 (safe under concurrency) and logs CREATE. "
         "An archived script takes no new versions (409 SCRIPT_ARCHIVED).",
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        path="/{script_id:uuid}/versions",
+        also=(404, 422),
     )
     async def create_version(
         self,
@@ -242,11 +232,8 @@ class ScriptController(Controller):
         ensure_same_tenant(tenant_id, data.tenant_id)
         return VersionOut.of(await scripts.create_version(tenant_id, actor, script_id, data))
 
-    @get(
-        "/{script_id:uuid}/versions",
-        summary="List a script's versions",
-        description="Newest version first.",
-        responses=errors(400, 401, 403, 404),
+    @list_route(
+        "List a script's versions", "Newest version first.", path="/{script_id:uuid}/versions", also=(404,)
     )
     async def list_versions(
         self, scripts: Scripts, tenant_id: Tenant, page: Paging, script_id: FromPath[UUID]
@@ -254,21 +241,16 @@ class ScriptController(Controller):
         rows = await scripts.list_versions(tenant_id, script_id, page)
         return build_page(rows, page, lambda v: (v.version,), VersionSummary.of)
 
-    @get(
-        "/{script_id:uuid}/versions/{version:int}",
-        summary="Get one version with its graph",
-        responses=errors(400, 401, 403, 404),
-    )
+    @read_route("/{script_id:uuid}/versions/{version:int}", "Get one version with its graph")
     async def get_version(
         self, scripts: Scripts, tenant_id: Tenant, script_id: FromPath[UUID], version: FromPath[int]
     ) -> VersionOut:
         return VersionOut.of(await scripts.get_version(tenant_id, script_id, version))
 
-    @get(
+    @read_route(
         "/{script_id:uuid}/versions/{from_version:int}/diff/{to_version:int}",
-        summary="Compare two versions",
-        description=VERSION_DIFF_DESCRIPTION,
-        responses=errors(400, 401, 403, 404),
+        "Compare two versions",
+        VERSION_DIFF_DESCRIPTION,
     )
     async def diff_versions(
         self,
@@ -280,14 +262,12 @@ class ScriptController(Controller):
     ) -> VersionDiff:
         return await scripts.diff_versions(tenant_id, script_id, from_version, to_version)
 
-    @post(
+    @action_route(
         "/{script_id:uuid}/versions/{version:int}/publish",
-        status_code=HTTP_200_OK,
-        summary="Publish a version",
-        description="Makes the version the script's active version (a DRAFT script becomes PUBLISHED) "
+        "Publish a version",
+        "Makes the version the script's active version (a DRAFT script becomes PUBLISHED) "
         "and logs PUBLISH, or ROLLBACK when it is older than the active one. Publishing the active "
         "version again changes nothing.",
-        responses=errors(400, 401, 403, 404, 409),
         response_headers=ETAG_HEADER,
     )
     async def publish_version(
@@ -301,12 +281,7 @@ class ScriptController(Controller):
         script, active = await scripts.publish(tenant_id, actor, script_id, version)
         return _with_etag(ScriptDetail.of_pair(script, active), script_etag(script))
 
-    @get(
-        "/{script_id:uuid}/audit",
-        summary="A script's audit trail",
-        description="Newest first.",
-        responses=errors(400, 401, 403, 404),
-    )
+    @list_route("A script's audit trail", "Newest first.", path="/{script_id:uuid}/audit", also=(404,))
     async def list_audit(
         self,
         scripts: Scripts,
@@ -329,17 +304,15 @@ class AuditController(Controller):
         "window": Provide(provide_time_window),
     }
 
-    @get(
-        "/",
-        summary="The tenant's audit trail",
-        description="Every audit entry of every script of the tenant, newest first, in the same pages as "
+    @list_route(
+        "The tenant's audit trail",
+        "Every audit entry of every script of the tenant, newest first, in the same pages as "
         "a script's own trail, and the operations on its commands: RETRY and CANCEL entries name the "
         "command by `correlationId` (their `scriptId` is null). Filters combine (AND): `actorId`, "
         "`action`, and a `createdAt` window `from` (inclusive) to `to` (exclusive), both RFC 3339 with "
         "a UTC offset. Times are stored with microseconds and shown truncated to milliseconds, so an "
         "entry's own `createdAt` used as `from` includes it and used as `to` excludes it. `from` after "
         "`to` is a 400.",
-        responses=errors(400, 401, 403),
     )
     async def list_trail(
         self,

@@ -6,17 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, delete, get, post
+from litestar import Controller
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import Settings
 from app.domain.subscriptions.schemas import SubscriptionCreate, SubscriptionOut
 from app.domain.subscriptions.services import SubscriptionService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
-from app.lib.openapi import errors, json_body
+from app.lib.openapi import json_body
 from app.lib.pagination import Page, build_page
+from app.lib.routes import create_route, delete_route, list_route
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 
@@ -45,11 +45,9 @@ class SubscriptionController(Controller):
     tags = ["Trigger subscriptions"]
     dependencies = {"subscriptions": Provide(provide_service(SubscriptionService))}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Subscribe a script to an event on a subject",
-        description="The subject is `[A-Za-z0-9_.:-]{1,128}` or `*` (every subject). `eventName` is one "
+    @create_route(
+        "Subscribe a script to an event on a subject",
+        "The subject is `[A-Za-z0-9_.:-]{1,128}` or `*` (every subject). `eventName` is one "
         "string (an array or an empty string is 400); an unknown event name or script is 404; an active "
         "subscription for the same subject and event, whatever its script, is 409 SUBSCRIPTION_EXISTS "
         "(inactive ones do not count). Optional `flowControl`: `debounceSeconds` (1-3600) with "
@@ -57,7 +55,7 @@ class SubscriptionController(Controller):
         "(1-86400)}`, per subject of the incoming events (400 VALIDATION_ERROR naming the field; not on "
         "lifecycle event names). Under `/subjects/…` the caller needs the admin role, under "
         "`/internal/subjects/…` the service or admin role (403 FORBIDDEN otherwise).",
-        responses=errors(400, 401, 403, 404, 409, 413),
+        also=(404,),
     )
     async def subscribe(
         self,
@@ -74,12 +72,7 @@ class SubscriptionController(Controller):
         )
         return SubscriptionOut.of(subscription)
 
-    @get(
-        "/",
-        summary="List a subject's subscriptions",
-        description="Newest first, active and inactive (filter with `active`).",
-        responses=errors(400, 401, 403),
-    )
+    @list_route("List a subject's subscriptions", "Newest first, active and inactive (filter with `active`).")
     async def list_subscriptions(
         self,
         subscriptions: NamedDependency[SubscriptionService],
@@ -93,13 +86,11 @@ class SubscriptionController(Controller):
         rows = await subscriptions.list_subscriptions(tenant_id, subject, page, active=active)
         return build_page(rows, page, lambda s: (s.created_at, s.id), SubscriptionOut.of)
 
-    @delete(
+    @delete_route(
         "/{subscription_id:uuid}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Deactivate a subscription",
-        description="Soft: the subscription stays listed as inactive and stops matching events. "
+        "Deactivate a subscription",
+        "Soft: the subscription stays listed as inactive and stops matching events. "
         "Idempotent; an id of another subject (or tenant) is 404.",
-        responses=errors(400, 401, 403, 404),
     )
     async def unsubscribe(
         self,
