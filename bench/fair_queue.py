@@ -12,6 +12,8 @@ one worker process (``python -m app worker``), handler delay 0, and prints three
     written on this machine's clock: by the API process, and by the database in the worker's
     completing transaction). Samples with the backlog are taken only while A still has more than
     half of it pending.
+(d) the same with handlers that take time: a worker with the default fake delay (1-2 s per
+    command), A's backlog of 3,000 commands filling every slot it has.
 
 Between measures ``VACUUM ANALYZE commands`` clears the previous measure's rows from the indexes,
 so each measure starts alike. ``--quick`` makes everything ten times smaller (for trying the
@@ -193,6 +195,31 @@ async def main(args: argparse.Namespace) -> None:
             f"{describe(loaded)}"
         )
         ratio = statistics.median(loaded) / statistics.median(idle)
+        print(f"    ratio of medians (backlog / idle): {ratio:.2f}", flush=True)
+
+        # (d): the default fake delay, so A's commands hold the worker's slots for 1-2 s each.
+        worker.stop()
+        processes.remove(worker)
+        slow_env = {key: value for key, value in env.items() if key != "WORKER_FAKE_DELAY_MS"}
+        processes.append(ServerProcess(slow_env, command=["worker"]).start(wait_for_health=False))
+        slow = 3_000 // scale
+        async with httpx.AsyncClient(
+            base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as http:
+            await db.execute("VACUUM ANALYZE commands")
+            await latency_of_one(http, db, "warm-up-slow")
+            idle, _ = await latencies(http, db, samples=args.slow_samples, backlog_prefix=None, backlog=0)
+            await db.execute(_BACKLOG, "sluggish", 1, slow)
+            loaded, least_pending = await latencies(
+                http, db, samples=args.slow_samples, backlog_prefix="sluggish", backlog=slow
+            )
+            await wait_until(lambda: _idle(db), "the slow backlog to drain")
+        print(f"(d) handlers of 1-2 s: B's latency, idle queue: {describe(idle)}")
+        print(
+            f"    B's latency, A's {slow:,} commands filling every slot (A still had >= {least_pending:,} "
+            f"pending): {describe(loaded)}"
+        )
+        ratio = statistics.median(loaded) / statistics.median(idle)
         print(f"    ratio of medians (backlog / idle): {ratio:.2f}")
         await db.close()
     finally:
@@ -209,4 +236,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="ten times smaller, to try the harness")
     parser.add_argument("--batch", type=int, default=100, help="WORKER_BATCH_SIZE of the worker (100)")
     parser.add_argument("--samples", type=int, default=30, help="latency samples per condition (30)")
+    parser.add_argument(
+        "--slow-samples", type=int, default=5, help="latency samples per condition of (d), 1-2 s each (5)"
+    )
     asyncio.run(main(parser.parse_args()))
