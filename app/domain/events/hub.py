@@ -23,7 +23,14 @@ import anyio
 import asyncpg
 
 from app.db.runtime import SharedConnections
-from app.domain.events.repositories import LiveEvent, Position, current_start, read_all_after, sequence_events
+from app.domain.events.repositories import (
+    LiveEvent,
+    Position,
+    current_start,
+    newest_event_id,
+    read_all_after,
+    sequence_events,
+)
 from app.lib.aio import wait_for_event
 from app.lib.backoff import Backoff
 
@@ -220,7 +227,7 @@ class EventHub:
             return
         assert self.pool is not None
         start = await current_start(self.pool)
-        newest = await self.pool.fetchval("SELECT coalesce(max(id), 0) FROM events")
+        newest = await newest_event_id(self.pool)
         # Events up to `newest` are either history or will be read by the tail anyway: no need
         # to re-poll for them as "announced but not delivered".
         self._announced = max(self._announced, newest)

@@ -42,6 +42,7 @@ __all__ = [
     "Position",
     "append_event",
     "event_rows",
+    "newest_event_id",
     "position_of",
     "read_after",
     "sequence_events",
@@ -182,6 +183,11 @@ async def _connection(pool: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[
 async def position_of(connection: asyncpg.Connection | asyncpg.Pool, event_id: int) -> Position | None:
     xid = await connection.fetchval("SELECT xid FROM events WHERE id = $1 AND xid IS NOT NULL", event_id)
     return None if xid is None else Position(xid, event_id)
+
+
+async def newest_event_id(connection: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest event id written so far (0 for none), sequenced or not."""
+    return await connection.fetchval("SELECT coalesce(max(id), 0) FROM events")
 
 
 async def current_start(connection: asyncpg.Connection | asyncpg.Pool) -> Position:
