@@ -5,11 +5,10 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -150,11 +149,6 @@ def _lifespan(settings: Settings, database: SQLAlchemyAsyncConfig, rate_limits: 
     return lifespan
 
 
-def provide_settings(request: Request[Any, Any, Any]) -> Settings:
-    """The app's settings, for handlers that pass a limit on to their service."""
-    return request.app.state.settings
-
-
 def _stream_ticket_key(settings: Settings, app: Litestar) -> Callable[[], Awaitable[bytes]]:
     """STREAM_TICKET_SECRET, or a random key kept in the database, which every API process of
     the deployment reads: a ticket minted by one process opens a stream on any other."""
@@ -221,7 +215,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=database), ScriptworksCLIPlugin(), PreciseStructSchemaPlugin()],
         dependencies={
             "actor": Provide(provide_actor),
-            "settings": Provide(provide_settings, sync_to_thread=False),
             "page": Provide(provide_page_params),
         },
         middleware=[

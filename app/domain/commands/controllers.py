@@ -17,7 +17,6 @@ from app.lib.principals import Principal
 from app.lib.routes import accept_route, action_route, list_route, read_route
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import TimeWindow, provide_time_window
-from app.lib.uow import UnitOfWork
 
 __all__ = ["CommandController"]
 
@@ -54,7 +53,7 @@ async def provide_command_service(
     Chained after ``tenant_id`` for the reason given at ``provide_script_service``: independent
     dependencies resolve in a task group, a sizeable share of a short request's CPU time.
     """
-    return CommandService(uow=UnitOfWork.of_request(request))
+    return CommandService.for_request(request)
 
 
 class CommandController(Controller):

@@ -61,15 +61,11 @@ class ScriptEndpointController(EndpointsController):
         endpoints: Endpoints,
         tenant_id: Tenant,
         actor: NamedDependency[Principal],
-        settings: NamedDependency[Settings],
         script_id: FromPath[UUID],
         data: EndpointBody,
     ) -> EndpointOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        endpoint = await endpoints.create_endpoint(
-            tenant_id, actor, script_id, data, max_per_tenant=settings.max_endpoints_per_tenant
-        )
-        return EndpointOut.of(endpoint)
+        return EndpointOut.of(await endpoints.create_endpoint(tenant_id, actor, script_id, data))
 
     @list_route("List a script's endpoints", "Newest first.", also=(404,))
     async def list_endpoints(

@@ -183,8 +183,6 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
         actor: Principal,
         script_id: uuid.UUID,
         data: EndpointCreate,
-        *,
-        max_per_tenant: int,
     ) -> Endpoint:
         if "//" in data.route or data.route.endswith("/"):
             raise ValidationFailed(
@@ -192,7 +190,9 @@ class EndpointService(Service[Endpoint, EndpointRepository]):
                 details=[{"field": "route", "message": "empty path segment", "source": "body"}],
             )
         await ensure_script(self.session, tenant_id, script_id)
-        await ENDPOINTS_PER_TENANT.ensure_room(self.session, tenant_id, max_per_tenant)
+        await ENDPOINTS_PER_TENANT.ensure_room(
+            self.session, tenant_id, self.settings.max_endpoints_per_tenant
+        )
         row = await self.repository.insert_unless_taken(
             datetime.datetime.now(datetime.UTC),
             tenant_id=tenant_id,

@@ -9,7 +9,6 @@ from litestar import Controller
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
-from app.config import Settings
 from app.db.triggers import Schedule
 from app.domain.schedules.schemas import ScheduleCreate, ScheduleOut, ScheduleUpdate
 from app.domain.schedules.services import ScheduleService, next_fire_times
@@ -64,20 +63,11 @@ class ScriptScheduleController(SchedulesController):
         schedules: Schedules,
         tenant_id: Tenant,
         actor: CurrentActor,
-        settings: NamedDependency[Settings],
         script_id: FromPath[UUID],
         data: ScheduleCreateBody,
     ) -> ScheduleOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        schedule = await schedules.create_schedule(
-            tenant_id,
-            actor,
-            script_id,
-            data,
-            max_per_script=settings.max_schedules_per_script,
-            min_interval_seconds=settings.schedule_min_interval_seconds,
-        )
-        return _schedule_out(schedule)
+        return _schedule_out(await schedules.create_schedule(tenant_id, actor, script_id, data))
 
     @list_route("List a script's schedules", "Newest first.", also=(404,))
     async def list_schedules(
@@ -107,15 +97,11 @@ class ScheduleController(SchedulesController):
         schedules: Schedules,
         tenant_id: Tenant,
         actor: CurrentActor,
-        settings: NamedDependency[Settings],
         schedule_id: FromPath[UUID],
         data: ScheduleUpdateBody,
     ) -> ScheduleOut:
         ensure_same_tenant(tenant_id, data.tenant_id or None)
-        schedule = await schedules.update_schedule(
-            tenant_id, actor, schedule_id, data, min_interval_seconds=settings.schedule_min_interval_seconds
-        )
-        return _schedule_out(schedule)
+        return _schedule_out(await schedules.update_schedule(tenant_id, actor, schedule_id, data))
 
     @delete_route(
         "/{schedule_id:uuid}",

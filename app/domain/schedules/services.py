@@ -88,13 +88,12 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         actor: Principal,
         script_id: uuid.UUID,
         data: ScheduleCreate,
-        *,
-        max_per_script: int,
-        min_interval_seconds: float,
     ) -> Schedule:
-        cron = cron_schedule(data.cron, data.timezone, min_interval_seconds)
+        cron = cron_schedule(data.cron, data.timezone, self.settings.schedule_min_interval_seconds)
         await ensure_script(self.session, tenant_id, script_id)
-        await SCHEDULES_PER_SCRIPT.ensure_room(self.session, script_id, max_per_script)
+        await SCHEDULES_PER_SCRIPT.ensure_room(
+            self.session, script_id, self.settings.max_schedules_per_script
+        )
         now = _now()
         next_fire = cron.next_after(now) if data.active else None
         row = self.repository.stage(
@@ -121,8 +120,6 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         actor: Principal,
         schedule_id: uuid.UUID,
         data: ScheduleUpdate,
-        *,
-        min_interval_seconds: float,
     ) -> Schedule:
         # Locked: a scheduler pass holding this schedule finishes first (and one that comes
         # later skips it while we hold it), so the recomputed fire time is never overwritten.
@@ -130,7 +127,9 @@ class ScheduleService(Service[Schedule, ScheduleRepository]):
         cron_text = row.cron if data.cron is UNSET else data.cron
         timezone = row.timezone if data.timezone is UNSET else data.timezone
         active = row.active if data.active is UNSET else data.active
-        cron = cron_schedule(cron_text, timezone, min_interval_seconds if data.cron is not UNSET else 0.0)
+        # Only a new cron is held to the minimum interval: one already stored stays valid.
+        min_interval = self.settings.schedule_min_interval_seconds if data.cron is not UNSET else 0.0
+        cron = cron_schedule(cron_text, timezone, min_interval)
         if (cron.expression, timezone, active) != (row.cron, row.timezone, row.active):
             now = _now()
             next_fire = cron.next_after(now) if active else None

@@ -36,7 +36,6 @@ from app.lib.routes import action_route, create_route, list_route, read_route, u
 from app.lib.service import provide_service
 from app.lib.tenancy import ensure_same_tenant
 from app.lib.timerange import provide_time_window
-from app.lib.uow import UnitOfWork
 
 __all__ = ["AuditController", "ScriptController"]
 
@@ -70,7 +69,7 @@ async def provide_script_service(request: Request[Any, Any, Any], tenant_id: Ten
     ``request.user``: Litestar resolves a batch of several independent dependencies in a task
     group, a sizeable share of a short request's CPU time; chained, every batch holds one.
     """
-    return ScriptService(uow=UnitOfWork.of_request(request))
+    return ScriptService.for_request(request)
 
 
 def _with_etag(detail: ScriptDetail, etag: str, status_code: int = HTTP_200_OK) -> Response[ScriptDetail]:

@@ -10,7 +10,6 @@ from litestar import Controller
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 
-from app.config import Settings
 from app.domain.subscriptions.schemas import SubscriptionCreate, SubscriptionOut
 from app.domain.subscriptions.services import SubscriptionService
 from app.lib.dependencies import CurrentActor, Paging, Tenant
@@ -62,15 +61,11 @@ class SubscriptionController(Controller):
         subscriptions: NamedDependency[SubscriptionService],
         tenant_id: Tenant,
         actor: CurrentActor,
-        settings: NamedDependency[Settings],
         subject: FromPath[str],
         data: SubscriptionBody,
     ) -> SubscriptionOut:
         ensure_same_tenant(tenant_id, data.tenant_id)
-        subscription = await subscriptions.subscribe(
-            tenant_id, actor, subject, data, max_per_tenant=settings.max_subscriptions_per_tenant
-        )
-        return SubscriptionOut.of(subscription)
+        return SubscriptionOut.of(await subscriptions.subscribe(tenant_id, actor, subject, data))
 
     @list_route("List a subject's subscriptions", "Newest first, active and inactive (filter with `active`).")
     async def list_subscriptions(

@@ -62,14 +62,14 @@ class SubscriptionService(Service[TriggerSubscription, SubscriptionRepository]):
         actor: Principal,
         subject: str,
         data: SubscriptionCreate,
-        *,
-        max_per_tenant: int,
     ) -> TriggerSubscription:
         validate_subject(subject)
         validate_flow_control(data.flow_control, data.event_name)
         await ensure_event_name(self.session, tenant_id, data.event_name)
         await ensure_script(self.session, tenant_id, data.script_id)
-        await ACTIVE_SUBSCRIPTIONS_PER_TENANT.ensure_room(self.session, tenant_id, max_per_tenant)
+        await ACTIVE_SUBSCRIPTIONS_PER_TENANT.ensure_room(
+            self.session, tenant_id, self.settings.max_subscriptions_per_tenant
+        )
         flow = data.flow_control
         throttle = flow.throttle if flow is not None else None
         # The partial unique index decides between concurrent creates: the second one waits for
