@@ -32,11 +32,11 @@ from app.domain.runs.schemas import ExecutionReport, ScheduledExecutionReport, c
 from app.domain.runs.services import (
     RunService,
     RunSource,
-    _encode_json,
-    _now,
-    _run_finished,
-    _to_millisecond,
+    encode_json,
     node_type_cache,
+    now_to_the_millisecond,
+    run_finished,
+    to_millisecond,
 )
 from app.domain.runs.steps import node_types_of, step_problems
 from app.lib.correlation import current_correlation_id
@@ -89,7 +89,7 @@ class ExecutionReportService(RunService):
     ) -> None:
         """Record (or complete) the run of the schedule's fire time ``plannedAt``."""
         check_report(report)
-        planned_at = _to_millisecond(report.planned_at)
+        planned_at = to_millisecond(report.planned_at)
         async with self.uow.transaction() as conn:
             # Through SQLAlchemy first, for the reason given in ``report_triggered``.
             schedule = (
@@ -129,7 +129,9 @@ class ExecutionReportService(RunService):
         source: RunSource,
         find: Callable[[], Awaitable[asyncpg.Record | None]],
     ) -> asyncpg.Record:
-        started_at = _to_millisecond(report.started_at) if report.started_at is not None else _now()
+        started_at = (
+            now_to_the_millisecond() if report.started_at is None else to_millisecond(report.started_at)
+        )
         run = await driver.fetchrow(
             repositories.START_RUN_ONCE,
             uuid7(),
@@ -140,7 +142,7 @@ class ExecutionReportService(RunService):
             source.schedule_id,
             source.planned_at,
             source.triggering_event_id,
-            None if source.event_data is None else _encode_json(source.event_data).decode(),
+            None if source.event_data is None else encode_json(source.event_data).decode(),
             actor.id,
             None,
             None,
@@ -186,16 +188,16 @@ class ExecutionReportService(RunService):
             raise Unprocessable(
                 "The steps do not fit the run's version graph.", code=problems[0]["code"], details=problems
             )
-        now = _now()
+        now = now_to_the_millisecond()
         added = (
             await conn.execute(repositories.INSERT_NEW_STEPS, _step_params(tenant_id, run_id, report, now))
         ).all()
         if run["status"] != "RUNNING":
             if added or (report.status is not None and report.status != run["status"]):
-                raise _run_finished(run["status"])
+                raise run_finished(run["status"])
             return
         if report.status is not None:
-            ended_at = _to_millisecond(report.ended_at) if report.ended_at is not None else now
+            ended_at = to_millisecond(report.ended_at) if report.ended_at is not None else now
             await conn.execute(
                 repositories.FINISH_RUN,
                 {
@@ -219,8 +221,8 @@ def _step_params(tenant_id: str, run_id: uuid.UUID, report: ExecutionReport, now
         "node_ids": [step.node_id for step in steps],
         "step_types": [step.step_type for step in steps],
         "next_node_ids": [step.next_node_id for step in steps],
-        "executed_ats": [_to_millisecond(step.executed_at) for step in steps],
-        "datas": [None if step.data is None else _encode_json(step.data).decode() for step in steps],
+        "executed_ats": [to_millisecond(step.executed_at) for step in steps],
+        "datas": [None if step.data is None else encode_json(step.data).decode() for step in steps],
     }
 
 

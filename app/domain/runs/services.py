@@ -37,9 +37,20 @@ from app.lib.principals import Principal
 from app.lib.required import required
 from app.lib.uow import UnitOfWork
 
-__all__ = ["API_RUN", "RunService", "RunSource", "TriggeredStart", "start_active_runs"]
+__all__ = [
+    "API_RUN",
+    "RunService",
+    "RunSource",
+    "TriggeredStart",
+    "encode_json",
+    "node_type_cache",
+    "now_to_the_millisecond",
+    "run_finished",
+    "start_active_runs",
+    "to_millisecond",
+]
 
-_encode_json = msgspec.json.Encoder().encode
+encode_json = msgspec.json.Encoder().encode
 node_type_cache = NodeTypeCache()
 
 
@@ -95,7 +106,7 @@ async def start_active_runs(
         [s.source.triggering_event_id for s in starts],
         [_json_text(s.source.event_data) for s in starts],
         [s.started_by_id for s in starts],
-        now or _now(),
+        now or now_to_the_millisecond(),
         correlation_id,
     )
 
@@ -155,7 +166,7 @@ class RunService:
                 data.started_by_id or actor.id,
                 data.connector_type,
                 data.connector_key,
-                _now(),
+                now_to_the_millisecond(),
                 current_correlation_id(),
             )
             if row is None:
@@ -196,7 +207,7 @@ class RunService:
         async with self.uow.transaction() as conn:
             run = await _read_run(conn, repositories.RUN_FOR_STEPS, tenant_id, run_id)
             if run.status != "RUNNING":
-                raise _run_finished(run.status)
+                raise run_finished(run.status)
             node_types = node_type_cache.get(run.version_id)
             if node_types is None:
                 nodes = await conn.scalar(repositories.VERSION_NODES, {"version_id": run.version_id})
@@ -210,13 +221,13 @@ class RunService:
                     details=problems,
                 )
             columns = ("node_id", "step_type", "next_node_id")
-            batch = _batch(tenant_id, run_id, items, *columns, executed_at=_to_millisecond, data=_json_text)
+            batch = _batch(tenant_id, run_id, items, *columns, executed_at=to_millisecond, data=_json_text)
             stored = (await conn.execute(repositories.INSERT_STEPS, batch)).all()
         return list(stored)
 
     async def finish_run(self, tenant_id: str, run_id: uuid.UUID, status: str) -> Mapping[str, Any]:
         """Finish a running run; the same finish again is a no-op, a different one a conflict."""
-        now = _now()
+        now = now_to_the_millisecond()
         async with self.uow.autocommit() as conn:
             finish = {
                 "run_id": run_id,
@@ -231,13 +242,13 @@ class RunService:
                 return run._mapping
             current = await _read_run(conn, repositories.GET_RUN, tenant_id, run_id)
         if current.status != status:
-            raise _run_finished(current.status)
+            raise run_finished(current.status)
         return current._mapping
 
     # ---- helpers -----------------------------------------------------------------------------
 
     async def _explain_not_running(self, conn: AsyncConnection, tenant_id: str, run_id: uuid.UUID) -> None:
-        raise _run_finished((await _read_run(conn, repositories.RUN_STATUS, tenant_id, run_id)).status)
+        raise run_finished((await _read_run(conn, repositories.RUN_STATUS, tenant_id, run_id)).status)
 
 
 async def _read_run(conn: AsyncConnection, statement: Any, tenant_id: str, run_id: uuid.UUID) -> Any:
@@ -256,7 +267,7 @@ def _batch(
     batch: dict[str, Any] = {
         "run_id": run_id,
         "tenant_id": tenant_id,
-        "now": _now(),
+        "now": now_to_the_millisecond(),
         "ids": [uuid7() for _ in items],
     }
     for column in columns:
@@ -268,15 +279,15 @@ def _batch(
 
 def _json_text(value: Any) -> str | None:
     """A JSON value as the text a ``CAST(... AS jsonb)`` parameter takes (None stays NULL)."""
-    return None if value is None else _encode_json(value).decode()
+    return None if value is None else encode_json(value).decode()
 
 
-def _now() -> datetime.datetime:
+def now_to_the_millisecond() -> datetime.datetime:
     """Now, to the millisecond: what is stored is exactly what the API shows."""
-    return _to_millisecond(datetime.datetime.now(datetime.UTC))
+    return to_millisecond(datetime.datetime.now(datetime.UTC))
 
 
-def _to_millisecond(value: datetime.datetime) -> datetime.datetime:
+def to_millisecond(value: datetime.datetime) -> datetime.datetime:
     return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
 
 
@@ -291,5 +302,5 @@ def _run_not_found() -> NotFound:
     return NotFound("No run with this id.")
 
 
-def _run_finished(status: str) -> Conflict:
+def run_finished(status: str) -> Conflict:
     return Conflict(f"The run has already finished ({status}).", code="RUN_FINISHED")
