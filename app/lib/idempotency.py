@@ -90,12 +90,19 @@ class _Held:
         self.messages.append(message)
 
 
+def _not_a_post(scope: Scope) -> bool:
+    return scope["method"] != "POST"
+
+
 class IdempotencyMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     def __init__(self, database: SQLAlchemyAsyncConfig, settings: Settings) -> None:
         self.database = database
         self.settings = settings
+        # Only a POST can carry a key: every other request passes by without entering
+        # ``handle`` (one coroutine frame less per request, kept for a stream's whole life).
+        self.should_bypass_for_scope = _not_a_post
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = _headers(scope)
