@@ -2,7 +2,8 @@
 every log line of the request, echoed on every response (errors and unknown routes included).
 The same middleware writes the access log: one line per request with method, route, status,
 duration, correlation id, tenant and actor. It never logs headers or query strings, where
-tokens travel.
+tokens travel. Being the outermost layer, it also refuses headers past their cap
+(``app.lib.limits``) before any other layer reads them.
 
 The id lives in the ASGI scope's state so that the middleware (which binds it for logging), the
 exception handler and the ``before_send`` hook (which sees responses no route produced) all agree.
@@ -20,6 +21,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from uuid_utils.compat import uuid7
 
+from app.lib.limits import headers_too_large
 from app.lib.logging import FastLogger
 
 if TYPE_CHECKING:
@@ -86,15 +88,20 @@ class CorrelationIdMiddleware(ASGIMiddleware):
                 status = message["status"]
             await send(message)
 
+        # Bound by token rather than with ``bound_contextvars``: its generator frame would live as
+        # long as the request, a stream's included.
+        bound = structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         try:
-            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-                await next_app(scope, receive, send_and_watch)
+            if scope["type"] == "http" and (refused := headers_too_large(scope)) is not None:
+                raise refused  # before any other layer scans the headers
+            await next_app(scope, receive, send_and_watch)
         except Exception as error:
             # Raised by a middleware inside this one (say a 401 from authentication) and answered
             # by the exception handler outside it: log the status the client gets.
             status = getattr(error, "status_code", 500)
             raise
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             _current.reset(token)
             if scope["type"] == "http":
                 _log_request(scope, status, time.perf_counter() - started, correlation_id)

@@ -49,7 +49,6 @@ from app.lib.correlation import CORRELATION_HEADER, CorrelationIdMiddleware, add
 from app.lib.db import asyncpg_connect_kwargs
 from app.lib.error_handler import exception_to_response
 from app.lib.idempotency import IdempotencyMiddleware
-from app.lib.limits import HeaderLimitMiddleware
 from app.lib.logging import configure_logging
 from app.lib.openapi import document_access, document_contract, error_responses
 from app.lib.openapi_structs import PreciseStructSchemaPlugin
@@ -219,7 +218,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             CorrelationIdMiddleware(),
-            HeaderLimitMiddleware(),
             RequestMetricsMiddleware(),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema"], exclude_from_auth_key=PUBLIC_OPT),
             TenantRateLimitMiddleware(rate_limits),
