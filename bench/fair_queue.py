@@ -143,6 +143,38 @@ def describe(values: list[float]) -> str:
     )
 
 
+async def noisy_neighbour(
+    api_url: str,
+    db: asyncpg.Pool,
+    label: str,
+    condition: str,
+    *,
+    backlog_prefix: str,
+    backlog: int,
+    samples: int,
+) -> None:
+    """B's latency on an idle queue, then while A's ``backlog`` due commands wait; prints both
+    and the ratio of their medians."""
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    ) as http:
+        await db.execute("VACUUM ANALYZE commands")
+        await latency_of_one(http, db, f"warm-up-{backlog_prefix}")
+        idle, _ = await latencies(http, db, samples=samples, backlog_prefix=None, backlog=0)
+        await db.execute(_BACKLOG, backlog_prefix, 1, backlog)
+        loaded, least_pending = await latencies(
+            http, db, samples=samples, backlog_prefix=backlog_prefix, backlog=backlog
+        )
+        await wait_until(lambda: _idle(db), f"the {backlog_prefix} backlog to drain")
+    print(f"{label} {condition}B's latency, idle queue: {describe(idle)}")
+    print(
+        f"    B's latency, A's {backlog:,}-command backlog (A still had >= {least_pending:,} pending): "
+        f"{describe(loaded)}"
+    )
+    ratio = statistics.median(loaded) / statistics.median(idle)
+    print(f"    ratio of medians (backlog / idle): {ratio:.2f}", flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     scale = 10 if args.quick else 1
     count = 100_000 // scale
@@ -178,49 +210,24 @@ async def main(args: argparse.Namespace) -> None:
         shape = f"{count:,} commands over {spread:,} tenants ({count // spread} each)"
         print(f"(b) drain, {shape}: {many:,.0f} commands/s", flush=True)
 
-        async with httpx.AsyncClient(
-            base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as http:
-            await db.execute("VACUUM ANALYZE commands")
-            await latency_of_one(http, db, "warm-up")
-            idle, _ = await latencies(http, db, samples=args.samples, backlog_prefix=None, backlog=0)
-            await db.execute(_BACKLOG, "noisy", 1, count)
-            loaded, least_pending = await latencies(
-                http, db, samples=args.samples, backlog_prefix="noisy", backlog=count
-            )
-            await wait_until(lambda: _idle(db), "the noisy backlog to drain")
-        print(f"(c) B's latency, idle queue: {describe(idle)}")
-        print(
-            f"    B's latency, A's {count:,}-command backlog (A still had >= {least_pending:,} pending): "
-            f"{describe(loaded)}"
+        await noisy_neighbour(
+            api.url, db, "(c)", "", backlog_prefix="noisy", backlog=count, samples=args.samples
         )
-        ratio = statistics.median(loaded) / statistics.median(idle)
-        print(f"    ratio of medians (backlog / idle): {ratio:.2f}", flush=True)
 
         # (d): the default fake delay, so A's commands hold the worker's slots for 1-2 s each.
         worker.stop()
         processes.remove(worker)
         slow_env = {key: value for key, value in env.items() if key != "WORKER_FAKE_DELAY_MS"}
         processes.append(ServerProcess(slow_env, command=["worker"]).start(wait_for_health=False))
-        slow = 3_000 // scale
-        async with httpx.AsyncClient(
-            base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as http:
-            await db.execute("VACUUM ANALYZE commands")
-            await latency_of_one(http, db, "warm-up-slow")
-            idle, _ = await latencies(http, db, samples=args.slow_samples, backlog_prefix=None, backlog=0)
-            await db.execute(_BACKLOG, "sluggish", 1, slow)
-            loaded, least_pending = await latencies(
-                http, db, samples=args.slow_samples, backlog_prefix="sluggish", backlog=slow
-            )
-            await wait_until(lambda: _idle(db), "the slow backlog to drain")
-        print(f"(d) handlers of 1-2 s: B's latency, idle queue: {describe(idle)}")
-        print(
-            f"    B's latency, A's {slow:,} commands filling every slot (A still had >= {least_pending:,} "
-            f"pending): {describe(loaded)}"
+        await noisy_neighbour(
+            api.url,
+            db,
+            "(d)",
+            "handlers of 1-2 s: ",
+            backlog_prefix="sluggish",
+            backlog=3_000 // scale,
+            samples=args.slow_samples,
         )
-        ratio = statistics.median(loaded) / statistics.median(idle)
-        print(f"    ratio of medians (backlog / idle): {ratio:.2f}")
         await db.close()
     finally:
         for process in processes:
