@@ -204,15 +204,20 @@ async def main(args: argparse.Namespace) -> None:
         await wait_until(lambda: db.fetchval("SELECT count(*) > 0 FROM worker_heartbeats"), "the worker")
         print(f"fresh embedded PostgreSQL; 1 worker process, WORKER_BATCH_SIZE={args.batch}, handler delay 0")
 
-        one = await drain(db, "solo", 1, count)
-        print(f"(a) drain, {count:,} commands of 1 tenant: {one:,.0f} commands/s", flush=True)
-        many = await drain(db, "crowd", spread, count // spread)
-        shape = f"{count:,} commands over {spread:,} tenants ({count // spread} each)"
-        print(f"(b) drain, {shape}: {many:,.0f} commands/s", flush=True)
-
-        await noisy_neighbour(
-            api.url, db, "(c)", "", backlog_prefix="noisy", backlog=count, samples=args.samples
-        )
+        if "a" in args.only:
+            one = await drain(db, "solo", 1, count)
+            print(f"(a) drain, {count:,} commands of 1 tenant: {one:,.0f} commands/s", flush=True)
+        if "b" in args.only:
+            many = await drain(db, "crowd", spread, count // spread)
+            shape = f"{count:,} commands over {spread:,} tenants ({count // spread} each)"
+            print(f"(b) drain, {shape}: {many:,.0f} commands/s", flush=True)
+        if "c" in args.only:
+            await noisy_neighbour(
+                api.url, db, "(c)", "", backlog_prefix="noisy", backlog=count, samples=args.samples
+            )
+        if "d" not in args.only:
+            await db.close()
+            return
 
         # (d): the default fake delay, so A's commands hold the worker's slots for 1-2 s each.
         worker.stop()
@@ -242,6 +247,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--quick", action="store_true", help="ten times smaller, to try the harness")
     parser.add_argument("--batch", type=int, default=100, help="WORKER_BATCH_SIZE of the worker (100)")
+    parser.add_argument("--only", default="abcd", help="the measures to take, as letters (abcd: all)")
     parser.add_argument("--samples", type=int, default=30, help="latency samples per condition (30)")
     parser.add_argument(
         "--slow-samples", type=int, default=5, help="latency samples per condition of (d), 1-2 s each (5)"

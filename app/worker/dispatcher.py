@@ -8,10 +8,14 @@ one transaction.
 A busy worker still serves a tenant it holds nothing of at once: on each new command that comes
 while the main loop is claiming or has every slot taken, the express lane claims the oldest due
 command of each tenant with nothing in this worker's hands (into a few slots beyond the batch
-capacity), and records each outcome on its own. So
-a quiet tenant's command starts at once instead of after the busy tenant's round in hand, however
-slow that round's handlers are. The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a
-command is inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
+capacity), and records each outcome on its own. So a quiet tenant's command starts at once
+instead of after the busy tenant's round in hand, however slow that round's handlers are.
+Express work also goes first: from the NOTIFY until its commands are recorded
+(``EXPRESS_PRIORITY_SECONDS`` at most), the main loop starts no claim and the flusher no flush,
+so its statements do not wait for CPU behind the busy tenant's batches.
+
+The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a command is
+inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ from app.worker.maintenance import Retention, beat, forget_worker, prune
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
 
 COMMANDS_CHANNEL = "scriptworks_commands"
+# How long the main loop and the flusher hold back for express work at most: long enough for a
+# claim, a quick handler and its outcome, short enough that a slow express handler costs the
+# busy tenants little.
+EXPRESS_PRIORITY_SECONDS = 0.05
 logger = structlog.get_logger("app.worker")
 _stdlib_logger = logging.getLogger("app.worker")
 
@@ -67,6 +75,13 @@ class OutboxWorker:
         self.express_capacity = max(settings.worker_batch_size // 10, 1)
         self._express_wake = asyncio.Event()
         self._express: set[Any] = set()
+        # Set while no express work is waiting to be claimed or recorded: until then the main
+        # loop starts no claim and the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most),
+        # so the quiet tenant's statements do not queue behind the busy tenant's for the CPU of
+        # this process and of PostgreSQL.
+        self._express_settled = asyncio.Event()
+        self._express_settled.set()
+        self.express_priority_seconds = EXPRESS_PRIORITY_SECONDS
         # One claim at a time per worker, so each claim counts exactly what is in hand: an express
         # claim running beside a main claim could take a busy tenant's oldest command while the
         # main claim takes its next ones, and they could finish out of order.
@@ -131,7 +146,19 @@ class OutboxWorker:
 
     def _on_notify(self, _payload: str) -> None:
         self._wake.set()
+        if not self._idle_with_room:
+            self._express_settled.clear()
         self._express_wake.set()
+
+    def _settle_express(self) -> None:
+        if not self._express and not self._express_wake.is_set():
+            self._express_settled.set()
+
+    async def _yield_to_express(self) -> None:
+        """Let express work go first: wait while it is pending, up to EXPRESS_PRIORITY_SECONDS
+        (an express handler that takes long is not waited for)."""
+        if not self._express_settled.is_set():
+            await wait_for_event(self._express_settled, self.express_priority_seconds)
 
     async def _claim_loop(self) -> None:
         assert self._pool is not None
@@ -140,6 +167,7 @@ class OutboxWorker:
         last_reclaim = 0.0
         while not self._stopping:
             try:
+                await self._yield_to_express()
                 now = time.monotonic()
                 if now - last_reclaim >= self.settings.worker_poll_seconds:
                     last_reclaim = now
@@ -208,23 +236,26 @@ class OutboxWorker:
             await self._express_wake.wait()
             self._express_wake.clear()
             async with self._claim_lock:
-                room = self.express_capacity - len(self._express)
-                if self._stopping or room <= 0 or self._idle_with_room:
-                    continue
                 try:
-                    claimed = await outbox.claim(
-                        room,
-                        self.settings.worker_lease_seconds,
-                        tenant_max_in_flight=1,
-                        in_hand=self._tenants_in_hand(),
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:  # the main loop backs off and retries; so does the next wake-up
-                    _stdlib_logger.warning("express claim failed (%s)", type(error).__name__)
-                    continue
-                self._express.update(command.id for command in claimed)
-                self._start(claimed)
+                    room = self.express_capacity - len(self._express)
+                    if self._stopping or room <= 0 or self._idle_with_room:
+                        continue
+                    try:
+                        claimed = await outbox.claim(
+                            room,
+                            self.settings.worker_lease_seconds,
+                            tenant_max_in_flight=1,
+                            in_hand=self._tenants_in_hand(),
+                        )
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:  # the main loop backs off and retries, so does the next wake
+                        _stdlib_logger.warning("express claim failed (%s)", type(error).__name__)
+                        continue
+                    self._express.update(command.id for command in claimed)
+                    self._start(claimed)
+                finally:
+                    self._settle_express()
 
     def _start(self, claimed: list[ClaimedCommand]) -> None:
         for command in claimed:
@@ -249,30 +280,31 @@ class OutboxWorker:
     async def _run(self, command: ClaimedCommand) -> Success | Failure:
         """The command's handler (after the fake delay), within HANDLER_TIMEOUT_SECONDS."""
         low, high = self.settings.worker_fake_delay_ms
-        with structlog.contextvars.bound_contextvars(
+        # Each command runs in its own task, which has its own copy of the context: what is bound
+        # here stays with this command and needs no unbinding (and no context manager's frames).
+        structlog.contextvars.bind_contextvars(
             correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
-        ):
-            timeout = self.settings.handler_timeout_seconds
-            try:
-                async with asyncio.timeout(timeout):
-                    if high > 0:
-                        await asyncio.sleep(random.uniform(low, high) / 1000)
-                    result = await self.registry.handler_for(command.command)(command)
-                return Success(command, result.event, result.payload)
-            except asyncio.CancelledError:
-                raise
-            except TimeoutError:
-                logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout)
-                return Failure(
-                    command,
-                    self.registry.event_for(command.command),
-                    f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
-                )
-            except Exception as error:
-                logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
-                return Failure(
-                    command, self.registry.event_for(command.command), f"{type(error).__name__}: {error}"
-                )
+        )
+        timeout = self.settings.handler_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                if high > 0:
+                    await asyncio.sleep(random.uniform(low, high) / 1000)
+                result = await self.registry.handler_for(command.command)(command)
+            return Success(command, result.event, result.payload)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout)
+            return Failure(
+                command,
+                self.registry.event_for(command.command),
+                f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
+            )
+        except Exception as error:
+            logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
+            error_text = f"{type(error).__name__}: {error}"
+            return Failure(command, self.registry.event_for(command.command), error_text)
 
     async def _record_express(self, outcome: Success | Failure) -> None:
         """Record an express outcome at once, on its own: waiting for the flusher would put it
@@ -290,9 +322,11 @@ class OutboxWorker:
         except Exception as error:
             _stdlib_logger.warning("worker could not record an outcome (%s); queued", type(error).__name__)
             self._express.discard(outcome.command.id)
+            self._settle_express()
             self._queue(outcome)
             return
         self._express.discard(outcome.command.id)
+        self._settle_express()
         self._in_flight.pop(outcome.command.id, None)
         if isinstance(outcome, Success):
             self.completed += 1
@@ -354,6 +388,7 @@ class OutboxWorker:
         backoff = Backoff()
         while True:
             await self._flush_wake.wait()
+            await self._yield_to_express()
             self._flush_wake.clear()
             try:
                 await self._flush()

@@ -19,6 +19,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.config import Settings
+from app.domain.commands.handlers import ClaimedCommand, CommandResult, default_registry
 from app.domain.commands.outbox import Outbox
 from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
@@ -148,6 +149,40 @@ async def test_a_worker_with_every_slot_taken_still_starts_a_tenant_it_holds_not
 
     # Started while the busy tenant's first round still held every slot, not after it.
     assert (seen["quiet"], seen["busy_done"]) == ("PROCESSING", 0)
+
+
+async def test_a_busy_worker_claims_nothing_more_while_a_quiet_tenants_command_is_in_the_express_lane(
+    fresh_database_url: str, db: asyncpg.Pool
+) -> None:
+    # Zero-delay handlers and a deep backlog: the busy tenant's claims follow one another without
+    # a pause. The quiet tenant's handler takes 0.3 s and counts the claims made meanwhile.
+    settings = make_settings(fresh_database_url, WORKER_BATCH_SIZE="50", WORKER_FAKE_DELAY_MS="0")
+    busy, quiet = new_tenant(), new_tenant()
+    await backlog(db, busy, 20_000, oldest_seconds=60)
+    claims_seen: dict[str, int] = {}
+
+    async def watched(command: ClaimedCommand) -> CommandResult:
+        claims_seen["at_start"] = worker.claimed
+        await asyncio.sleep(0.3)
+        claims_seen["at_end"] = worker.claimed
+        return CommandResult(event="Quiet.Watched.v1.Completed", payload={})
+
+    registry = default_registry()
+    registry.register("Quiet.Watched.v1", watched)
+    worker = new_worker(settings, registry)
+    worker.part.express_priority_seconds = 5.0  # longer than the handler: the test sees the whole hold
+    await worker.start()
+    try:
+        await eventually(lambda: status_counts(db, busy), lambda s: s.get("COMPLETED", 0) >= 500)
+        await backlog(db, quiet, 1, oldest_seconds=1, command="Quiet.Watched.v1")
+        await eventually(lambda: status_counts(db, quiet), lambda s: s.get("COMPLETED", 0) == 1)
+        busy_after = await status_counts(db, busy)
+    finally:
+        await worker.stop()
+
+    # The busy tenant still had work, and not one claim was made while the quiet command ran.
+    assert busy_after.get("PENDING", 0) > 0
+    assert claims_seen["at_end"] == claims_seen["at_start"]
 
 
 async def test_a_tenants_commands_complete_in_the_order_they_became_due(
