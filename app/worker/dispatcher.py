@@ -10,9 +10,10 @@ while the main loop is claiming or has every slot taken, the express lane claims
 command of each tenant with nothing in this worker's hands (into a few slots beyond the batch
 capacity), and records each outcome on its own. So a quiet tenant's command starts at once
 instead of after the busy tenant's round in hand, however slow that round's handlers are.
-Express work also goes first: from the NOTIFY until its commands are recorded
-(``EXPRESS_PRIORITY_SECONDS`` at most), the main loop starts no claim and the flusher no flush,
-so its statements do not wait for CPU behind the busy tenant's batches.
+Express work also goes first: the express claim is the next claim after the one running, and
+while its commands are in hand (``EXPRESS_PRIORITY_SECONDS`` at most) the main loop starts no
+claim and the flusher no flush, so its statements do not wait for CPU behind the busy tenant's
+batches.
 
 The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a command is
 inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
@@ -67,6 +68,7 @@ class OutboxWorker:
         self._flush_wake = asyncio.Event()
         self._stopping = False
         self._in_flight: dict[Any, tuple[ClaimedCommand, asyncio.Task[None]]] = {}
+        self._held = Counter[str]()  # commands in ``_in_flight`` by tenant
         self._successes: list[Success] = []
         self._failures: list[Failure] = []
         self._pool: asyncpg.Pool | None = None
@@ -75,10 +77,15 @@ class OutboxWorker:
         self.express_capacity = max(settings.worker_batch_size // 10, 1)
         self._express_wake = asyncio.Event()
         self._express: set[Any] = set()
-        # Set while no express work is waiting to be claimed or recorded: until then the main
-        # loop starts no claim and the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most),
-        # so the quiet tenant's statements do not queue behind the busy tenant's for the CPU of
-        # this process and of PostgreSQL.
+        # Tenants whose new command was announced while this worker held nothing of theirs and
+        # was busy: whichever claim takes that command (the express claim, or a main claim that
+        # was already running), it is handled as express work.
+        self._quiet: set[str] = set()
+        # Set while no express command is in hand: until they are recorded, the main loop starts
+        # no claim and the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most), so the quiet
+        # tenant's statements do not queue behind the busy tenant's for the CPU of this process
+        # and of PostgreSQL. (The express claim itself needs no such hold: the claim lock is
+        # first come, first served, so it is the next claim after the one running.)
         self._express_settled = asyncio.Event()
         self._express_settled.set()
         self.express_priority_seconds = EXPRESS_PRIORITY_SECONDS
@@ -144,9 +151,15 @@ class OutboxWorker:
 
     # ---- claiming ----------------------------------------------------------------------------
 
-    def _on_notify(self, _payload: str) -> None:
+    def _on_notify(self, tenant: str) -> None:
+        """A command was inserted: of ``tenant``, or of several tenants when it is empty."""
         self._wake.set()
+        if tenant and tenant in self._held:
+            return  # a tenant this worker already serves: the main loop's next claim is its turn
         if not self._idle_with_room:
+            # Hold the next main claim and outcome batch until the express claim has run.
+            if tenant:
+                self._quiet.add(tenant)
             self._express_settled.clear()
         self._express_wake.set()
 
@@ -216,10 +229,7 @@ class OutboxWorker:
         """
         if self.settings.tenant_max_in_flight is None:
             return Counter()
-        return self._tenants_in_hand()
-
-    def _tenants_in_hand(self) -> Counter[str]:
-        return Counter(command.tenant_id for command, _ in self._in_flight.values())
+        return Counter(self._held)  # a copy: the claim reads it after awaiting
 
     async def _express_loop(self) -> None:
         """Claim for tenants this worker holds nothing of while its slots are all taken.
@@ -245,7 +255,7 @@ class OutboxWorker:
                             room,
                             self.settings.worker_lease_seconds,
                             tenant_max_in_flight=1,
-                            in_hand=self._tenants_in_hand(),
+                            in_hand=Counter(self._held),
                         )
                     except asyncio.CancelledError:
                         raise
@@ -255,11 +265,16 @@ class OutboxWorker:
                     self._express.update(command.id for command in claimed)
                     self._start(claimed)
                 finally:
+                    self._quiet.clear()  # its command is in hand by now, or someone else's
                     self._settle_express()
 
     def _start(self, claimed: list[ClaimedCommand]) -> None:
         for command in claimed:
+            if command.tenant_id in self._quiet and len(self._express) < self.express_capacity:
+                self._quiet.discard(command.tenant_id)
+                self._express.add(command.id)
             self._in_flight[command.id] = (command, asyncio.create_task(self._process(command)))
+            self._held[command.tenant_id] += 1
         self.claimed += len(claimed)
 
     async def _process(self, command: ClaimedCommand) -> None:
@@ -327,11 +342,18 @@ class OutboxWorker:
             return
         self._express.discard(outcome.command.id)
         self._settle_express()
-        self._in_flight.pop(outcome.command.id, None)
+        self._forget(outcome.command)
         if isinstance(outcome, Success):
             self.completed += 1
         else:
             self.failed_attempts += 1
+
+    def _forget(self, command: ClaimedCommand) -> None:
+        """A command's outcome is recorded: it is no longer in hand."""
+        if self._in_flight.pop(command.id, None) is not None:
+            self._held[command.tenant_id] -= 1
+            if not self._held[command.tenant_id]:
+                del self._held[command.tenant_id]
 
     async def _lease_loop(self) -> None:
         """Keep the leases of commands in hand alive, so a handler slower than the lease is not
@@ -421,7 +443,7 @@ class OutboxWorker:
             self._failures[:0] = failures
             raise
         for outcome in (*successes, *failures):
-            self._in_flight.pop(outcome.command.id, None)
+            self._forget(outcome.command)
         self.completed += len(successes)
         self.failed_attempts += len(failures)
         if successes or failures:
