@@ -81,6 +81,7 @@ class OutboxWorker:
         # was busy: whichever claim takes that command (the express claim, or a main claim that
         # was already running), it is handled as express work.
         self._quiet: set[str] = set()
+        self._unnamed = False  # a wake-up named no tenant (several in one statement): fair claim
         # Set while no express command is in hand: until they are recorded, the main loop starts
         # no claim and the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most), so the quiet
         # tenant's statements do not queue behind the busy tenant's for the CPU of this process
@@ -160,6 +161,8 @@ class OutboxWorker:
             # Hold the next main claim and outcome batch until the express claim has run.
             if tenant:
                 self._quiet.add(tenant)
+            else:
+                self._unnamed = True
             self._express_settled.clear()
         self._express_wake.set()
 
@@ -232,13 +235,15 @@ class OutboxWorker:
         return Counter(self._held)  # a copy: the claim reads it after awaiting
 
     async def _express_loop(self) -> None:
-        """Claim for tenants this worker holds nothing of while its slots are all taken.
+        """Claim for tenants this worker holds nothing of while it is busy claiming or full.
 
-        The claim is the fair claim with a cap of one command per tenant, counting everything in
-        hand, so it passes over every tenant already being served and costs one statement per
-        wake-up. It has a rotation of its own: it must not move the main claims' place in the
-        round-robin. A wake-up that finds the main loop waiting for work with free slots is left
-        to it: it claims at once anyway, in its batch.
+        A wake-up names its command's tenant: the claim takes the oldest due command of each
+        tenant so named that this worker holds nothing of (one index descent each). A wake-up
+        that names none (one statement inserted commands of several tenants) makes it the fair
+        claim with a cap of one command per tenant, counting everything in hand, so it passes
+        over every tenant already being served; it has a rotation of its own, so as not to move
+        the main claims' place in the round-robin. A wake-up that finds the main loop waiting for
+        work with free slots is left to it: it claims at once anyway, in its batch.
         """
         assert self._pool is not None
         outbox = Outbox(self._pool)
@@ -246,17 +251,28 @@ class OutboxWorker:
             await self._express_wake.wait()
             self._express_wake.clear()
             async with self._claim_lock:
+                # Wake-ups that come during this claim are for the next one.
+                quiet, self._quiet = self._quiet, set()
+                unnamed, self._unnamed = self._unnamed, False
                 try:
                     room = self.express_capacity - len(self._express)
                     if self._stopping or room <= 0 or self._idle_with_room:
                         continue
                     try:
-                        claimed = await outbox.claim(
-                            room,
-                            self.settings.worker_lease_seconds,
-                            tenant_max_in_flight=1,
-                            in_hand=Counter(self._held),
-                        )
+                        if unnamed:
+                            claimed = await outbox.claim(
+                                room,
+                                self.settings.worker_lease_seconds,
+                                tenant_max_in_flight=1,
+                                in_hand=Counter(self._held),
+                            )
+                        else:
+                            tenants = [tenant for tenant in quiet if tenant not in self._held][:room]
+                            claimed = (
+                                await outbox.claim_heads(tenants, self.settings.worker_lease_seconds)
+                                if tenants
+                                else []
+                            )
                     except asyncio.CancelledError:
                         raise
                     except Exception as error:  # the main loop backs off and retries, so does the next wake
@@ -265,7 +281,6 @@ class OutboxWorker:
                     self._express.update(command.id for command in claimed)
                     self._start(claimed)
                 finally:
-                    self._quiet.clear()  # its command is in hand by now, or someone else's
                     self._settle_express()
 
     def _start(self, claimed: list[ClaimedCommand]) -> None:

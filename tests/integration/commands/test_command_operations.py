@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -524,12 +525,46 @@ async def test_another_tenant_gets_not_found_and_changes_nothing(
 ROUNDS = 33
 
 
+class ClaimingThread:
+    """A worker's claims from a thread of their own, on its own event loop and pool.
+
+    The test client answers a request by blocking the test's event loop until the app has
+    answered. A claim made on that loop could then be left between its statement and its
+    COMMIT while the app's cancel waits for the row the claim has locked: neither would ever
+    finish. A worker's claims run on their own loop, as here.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="claims", daemon=True)
+        self.thread.start()
+
+        async def open_pool() -> asyncpg.Pool:
+            return await asyncpg.create_pool(min_size=2, max_size=4, **asyncpg_connect_kwargs(url))
+
+        self.pool: asyncpg.Pool = self._wait(open_pool())
+        self.outbox = Outbox(self.pool)
+
+    def _wait(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[Any]:
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self.outbox.claim(limit, lease_seconds), self.loop)
+        )
+
+    def close(self) -> None:
+        self._wait(self.pool.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
 async def test_a_cancel_racing_a_claim_has_exactly_one_winner(outboxed: Outboxed) -> None:
     api = outboxed.api
     outcomes = {"cancelled": 0, "claimed": 0}
-    pool = await asyncpg.create_pool(min_size=2, max_size=4, **asyncpg_connect_kwargs(outboxed.url))
+    claims = await asyncio.to_thread(ClaimingThread, outboxed.url)
     try:
-        outbox = Outbox(pool)
 
         async def after(delay: float, action: Any) -> Any:
             await asyncio.sleep(delay)
@@ -541,7 +576,7 @@ async def test_a_cancel_racing_a_claim_has_exactly_one_winner(outboxed: Outboxed
             # so the race is run at every offset, including the ones where both overlap.
             lead = (round_ % 11 - 5) * 0.004
             response, claimed = await asyncio.gather(
-                after(max(-lead, 0), cancel(api, correlation_id)), after(max(lead, 0), outbox.claim(10, 60))
+                after(max(-lead, 0), cancel(api, correlation_id)), after(max(lead, 0), claims.claim(10, 60))
             )
 
             taken = [c.correlation_id for c in claimed]
@@ -559,7 +594,7 @@ async def test_a_cancel_racing_a_claim_has_exactly_one_winner(outboxed: Outboxed
                 assert (state["status"], state["attempts"]) == ("PROCESSING", 1)
                 assert events == []
     finally:
-        await pool.close()
+        await asyncio.to_thread(claims.close)
 
     assert sum(outcomes.values()) == ROUNDS, outcomes
     assert len(await trail(api, "CANCEL")) == outcomes["cancelled"]

@@ -151,6 +151,45 @@ async def test_a_worker_with_every_slot_taken_still_starts_a_tenant_it_holds_not
     assert (seen["quiet"], seen["busy_done"]) == ("PROCESSING", 0)
 
 
+async def test_one_statement_inserting_commands_of_two_quiet_tenants_wakes_an_express_claim_for_both(
+    fresh_database_url: str, db: asyncpg.Pool
+) -> None:
+    # Its wake-up names no tenant, so the express claim is the fair one, one command per tenant.
+    # Batches of 20: 40 slots, and 2 express slots.
+    settings = make_settings(
+        fresh_database_url, WORKER_BATCH_SIZE="20", WORKER_FAKE_DELAY_MS="1500", WORKER_POLL_SECONDS="0.2"
+    )
+    busy, first, second = new_tenant(), new_tenant(), new_tenant()
+    await backlog(db, busy, 80, oldest_seconds=60)
+    worker = new_worker(settings)
+    await worker.start()
+    try:
+        await eventually(lambda: status_counts(db, busy), lambda s: s.get("PROCESSING", 0) == 40)
+        await db.execute(
+            """
+            INSERT INTO commands (id, created_at, updated_at, tenant_id, correlation_id, command, actor,
+                                  context, payload, status, attempts, available_at)
+            SELECT gen_random_uuid(), now(), now(), t, 'one', 'Billing.Charge.v1', '{"userId": "u"}',
+                   '{}', '{}', 'PENDING', 0, now()
+            FROM unnest($1::text[]) AS t
+            """,
+            [first, second],
+        )
+        seen = await eventually(
+            lambda: db.fetchrow(
+                "SELECT count(*) FILTER (WHERE tenant_id = ANY($1) AND status <> 'PENDING') AS quiet_started,"
+                " count(*) FILTER (WHERE tenant_id = $2 AND status = 'COMPLETED') AS busy_done FROM commands",
+                [first, second],
+                busy,
+            ),
+            lambda row: row["quiet_started"] == 2,
+        )
+    finally:
+        await worker.stop()
+
+    assert seen["busy_done"] == 0
+
+
 async def test_a_busy_worker_claims_nothing_more_while_a_quiet_tenants_command_is_in_the_express_lane(
     fresh_database_url: str, db: asyncpg.Pool
 ) -> None:
