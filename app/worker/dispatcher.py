@@ -10,10 +10,9 @@ while the main loop is claiming or has every slot taken, the express lane claims
 command of each tenant with nothing in this worker's hands (into a few slots beyond the batch
 capacity), and records each outcome on its own. So a quiet tenant's command starts at once
 instead of after the busy tenant's round in hand, however slow that round's handlers are.
-Express work also goes first: the express claim is the next claim after the one running, and
-while its commands are in hand (``EXPRESS_PRIORITY_SECONDS`` at most) the main loop starts no
-claim and the flusher no flush, so its statements do not wait for CPU behind the busy tenant's
-batches.
+Express work also goes first: from the wake-up until its commands are recorded
+(``EXPRESS_PRIORITY_SECONDS`` at most), the main loop starts no claim and the flusher no flush,
+so its statements do not wait for CPU behind the busy tenant's batches.
 
 The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a command is
 inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
@@ -82,11 +81,11 @@ class OutboxWorker:
         # was already running), it is handled as express work.
         self._quiet: set[str] = set()
         self._unnamed = False  # a wake-up named no tenant (several in one statement): fair claim
-        # Set while no express command is in hand: until they are recorded, the main loop starts
-        # no claim and the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most), so the quiet
-        # tenant's statements do not queue behind the busy tenant's for the CPU of this process
-        # and of PostgreSQL. (The express claim itself needs no such hold: the claim lock is
-        # first come, first served, so it is the next claim after the one running.)
+        # Cleared by a wake-up that calls for an express claim, set again once no express claim
+        # is due and no express command is in hand: until then the main loop starts no claim and
+        # the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most), so the quiet tenant's
+        # statements do not queue behind the busy tenant's for the CPU of this process and of
+        # PostgreSQL.
         self._express_settled = asyncio.Event()
         self._express_settled.set()
         self.express_priority_seconds = EXPRESS_PRIORITY_SECONDS
