@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import time
 import uuid
@@ -35,11 +34,18 @@ import structlog
 
 from app.config import Settings
 from app.db.runtime import SharedConnections
-from app.domain.commands.handlers import ClaimedCommand, HandlerRegistry, default_registry
-from app.domain.commands.outbox import Failure, Outbox, Success
+from app.domain.commands.handlers import (
+    ClaimedCommand,
+    Failure,
+    HandlerRegistry,
+    Success,
+    default_registry,
+    run_handler,
+)
+from app.domain.commands.outbox import Outbox
 from app.lib.aio import wait_for_event
 from app.lib.backoff import Backoff
-from app.worker.maintenance import Retention, beat, forget_worker, prune
+from app.worker.maintenance import beat_forever, forget_worker, maintain
 
 __all__ = ["COMMANDS_CHANNEL", "OutboxWorker"]
 
@@ -81,11 +87,8 @@ class OutboxWorker:
         # was already running), it is handled as express work.
         self._quiet: set[str] = set()
         self._unnamed = False  # a wake-up named no tenant (several in one statement): fair claim
-        # Cleared by a wake-up that calls for an express claim, set again once no express claim
-        # is due and no express command is in hand: until then the main loop starts no claim and
-        # the flusher no flush (for EXPRESS_PRIORITY_SECONDS at most), so the quiet tenant's
-        # statements do not queue behind the busy tenant's for the CPU of this process and of
-        # PostgreSQL.
+        # Clear from a wake-up that calls for an express claim until no express claim is due and
+        # no express command is in hand: the priority the module docstring describes.
         self._express_settled = asyncio.Event()
         self._express_settled.set()
         self.express_priority_seconds = EXPRESS_PRIORITY_SECONDS
@@ -110,9 +113,12 @@ class OutboxWorker:
             asyncio.create_task(self._claim_loop(), name="outbox-claim"),
             asyncio.create_task(self._flush_loop(), name="outbox-flush"),
             asyncio.create_task(self._express_loop(), name="outbox-express"),
-            asyncio.create_task(self._maintenance_loop(), name="maintenance"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._lease_loop(), name="outbox-leases"),
+            asyncio.create_task(maintain(self._pool, self.settings), name="maintenance"),
+            asyncio.create_task(beat_forever(self._pool, self.worker_id, self.settings), name="heartbeat"),
+            asyncio.create_task(
+                Outbox(self._pool).keep_leases(self._running, self.settings.worker_lease_seconds),
+                name="outbox-leases",
+            ),
         ]
         logger.info("worker started", worker_id=self.worker_id)
 
@@ -292,7 +298,12 @@ class OutboxWorker:
         self.claimed += len(claimed)
 
     async def _process(self, command: ClaimedCommand) -> None:
-        outcome = await self._run(command)
+        outcome = await run_handler(
+            self.registry,
+            command,
+            fake_delay_ms=self.settings.worker_fake_delay_ms,
+            timeout_seconds=self.settings.handler_timeout_seconds,
+        )
         if command.id in self._express:
             await self._record_express(outcome)
         else:
@@ -305,35 +316,6 @@ class OutboxWorker:
         else:
             self._failures.append(outcome)
         self._flush_wake.set()
-
-    async def _run(self, command: ClaimedCommand) -> Success | Failure:
-        """The command's handler (after the fake delay), within HANDLER_TIMEOUT_SECONDS."""
-        low, high = self.settings.worker_fake_delay_ms
-        # Each command runs in its own task, which has its own copy of the context: what is bound
-        # here stays with this command and needs no unbinding (and no context manager's frames).
-        structlog.contextvars.bind_contextvars(
-            correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
-        )
-        timeout = self.settings.handler_timeout_seconds
-        try:
-            async with asyncio.timeout(timeout):
-                if high > 0:
-                    await asyncio.sleep(random.uniform(low, high) / 1000)
-                result = await self.registry.handler_for(command.command)(command)
-            return Success(command, result.event, result.payload)
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout)
-            return Failure(
-                command,
-                self.registry.event_for(command.command),
-                f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout:g} s)",
-            )
-        except Exception as error:
-            logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
-            error_text = f"{type(error).__name__}: {error}"
-            return Failure(command, self.registry.event_for(command.command), error_text)
 
     async def _record_express(self, outcome: Success | Failure) -> None:
         """Record an express outcome at once, on its own: waiting for the flusher would put it
@@ -369,54 +351,8 @@ class OutboxWorker:
             if not self._held[command.tenant_id]:
                 del self._held[command.tenant_id]
 
-    async def _lease_loop(self) -> None:
-        """Keep the leases of commands in hand alive, so a handler slower than the lease is not
-        taken over by another worker while it still runs (a third of the lease between renewals:
-        two can be missed before it lapses)."""
-        assert self._pool is not None
-        outbox = Outbox(self._pool)
-        interval = self.settings.worker_lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            in_hand = [command for command, task in self._in_flight.values() if not task.done()]
-            try:
-                await outbox.renew(in_hand, self.settings.worker_lease_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the database is away: renew on the next round
-                _stdlib_logger.warning("worker could not renew its leases (%s)", type(error).__name__)
-
-    async def _maintenance_loop(self) -> None:
-        retention = Retention(
-            runs_days=self.settings.run_retention_days,
-            events_days=self.settings.event_retention_days,
-            commands_days=self.settings.command_retention_days,
-        )
-        while True:
-            try:
-                assert self._pool is not None
-                pruned = await prune(self._pool, retention)
-                if any(pruned.values()):
-                    logger.info("pruned rows past their retention", **pruned)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                _stdlib_logger.warning("maintenance failed (%s); will retry", type(error).__name__)
-            await asyncio.sleep(self.settings.worker_maintenance_seconds)
-
-    async def _heartbeat_loop(self) -> None:
-        interval = max(
-            min(self.settings.worker_poll_seconds, self.settings.worker_heartbeat_stale_seconds / 3), 0.1
-        )
-        while True:
-            try:
-                assert self._pool is not None
-                await beat(self._pool, self.worker_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                _stdlib_logger.warning("heartbeat failed (%s); will retry", type(error).__name__)
-            await asyncio.sleep(interval)
+    def _running(self) -> list[ClaimedCommand]:
+        return [command for command, task in self._in_flight.values() if not task.done()]
 
     # ---- recording outcomes ------------------------------------------------------------------
 

@@ -10,14 +10,18 @@ purge deletes in small batches, each its own short statement with the rows locke
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import os
 import socket
 import uuid
 from dataclasses import dataclass
 
 import asyncpg
+import structlog
 
+from app.config import Settings
 from app.domain.commands.repositories import PRUNE_COMMANDS
 from app.domain.events.repositories import PRUNE_EVENTS
 from app.domain.incoming_events.repositories import PRUNE_FLOWS, PRUNE_INCOMING, PRUNE_WINDOWS
@@ -26,13 +30,17 @@ from app.domain.runs.repositories import PRUNE_RUNS
 __all__ = [
     "Retention",
     "beat",
+    "beat_forever",
     "forget_worker",
+    "maintain",
     "prune",
     "purge_expired_idempotency_keys",
     "uuid7_floor",
 ]
 
 BATCH = 1000
+logger = structlog.get_logger("app.worker")
+_stdlib_logger = logging.getLogger("app.worker")
 
 _PURGE_KEYS = """
 DELETE FROM idempotency_keys WHERE (tenant_id, actor_id, key) IN (
@@ -106,3 +114,36 @@ async def beat(pool: asyncpg.Pool, worker_id: str) -> None:
 async def forget_worker(pool: asyncpg.Pool, worker_id: str) -> None:
     await pool.execute("DELETE FROM worker_heartbeats WHERE worker_id = $1", worker_id)
     await pool.execute(_FORGET_STALE_WORKERS)
+
+
+async def maintain(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Prune what is past its retention every WORKER_MAINTENANCE_SECONDS, until cancelled."""
+    retention = Retention(
+        runs_days=settings.run_retention_days,
+        events_days=settings.event_retention_days,
+        commands_days=settings.command_retention_days,
+    )
+    while True:
+        try:
+            pruned = await prune(pool, retention)
+            if any(pruned.values()):
+                logger.info("pruned rows past their retention", **pruned)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _stdlib_logger.warning("maintenance failed (%s); will retry", type(error).__name__)
+        await asyncio.sleep(settings.worker_maintenance_seconds)
+
+
+async def beat_forever(pool: asyncpg.Pool, worker_id: str, settings: Settings) -> None:
+    """The worker's heartbeat, often enough that two can be missed before it counts as stale,
+    until cancelled."""
+    interval = max(min(settings.worker_poll_seconds, settings.worker_heartbeat_stale_seconds / 3), 0.1)
+    while True:
+        try:
+            await beat(pool, worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _stdlib_logger.warning("heartbeat failed (%s); will retry", type(error).__name__)
+        await asyncio.sleep(interval)

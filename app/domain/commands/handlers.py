@@ -8,12 +8,26 @@ publish. Real integrations register their own handler for a command name; everyt
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClaimedCommand", "CommandResult", "HandlerRegistry", "completion_event_name", "default_registry"]
+import structlog
+
+__all__ = [
+    "ClaimedCommand",
+    "CommandResult",
+    "Failure",
+    "HandlerRegistry",
+    "Success",
+    "completion_event_name",
+    "default_registry",
+    "run_handler",
+]
+
+logger = structlog.get_logger("app.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,20 @@ class CommandResult:
 
     event: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    command: ClaimedCommand
+    event: str
+    payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    command: ClaimedCommand
+    event: str
+    error: str
 
 
 Handler = Callable[[ClaimedCommand], Awaitable[CommandResult]]
@@ -99,3 +127,39 @@ def default_registry() -> HandlerRegistry:
     registry.register("Dev.Fail.v1", fail)
     registry.register("Dev.Sleep.v1", sleep_then_complete)
     return registry
+
+
+async def run_handler(
+    registry: HandlerRegistry,
+    command: ClaimedCommand,
+    *,
+    fake_delay_ms: tuple[float, float],
+    timeout_seconds: float,
+) -> Success | Failure:
+    """The command's handler (after the fake delay), within ``timeout_seconds``: its outcome.
+
+    Run in the command's own task, which has its own copy of the context: what is bound here
+    stays with this command and needs no unbinding (and no context manager's frames).
+    """
+    structlog.contextvars.bind_contextvars(
+        correlation_id=command.correlation_id, tenant_id=command.tenant_id, command=command.command
+    )
+    low, high = fake_delay_ms
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            if high > 0:
+                await asyncio.sleep(random.uniform(low, high) / 1000)
+            result = await registry.handler_for(command.command)(command)
+        return Success(command, result.event, result.payload)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        logger.warning("command handler timed out", attempt=command.attempts, seconds=timeout_seconds)
+        return Failure(
+            command,
+            registry.event_for(command.command),
+            f"TimeoutError: the handler ran longer than HANDLER_TIMEOUT_SECONDS ({timeout_seconds:g} s)",
+        )
+    except Exception as error:
+        logger.warning("command handler failed", attempt=command.attempts, error=repr(error))
+        return Failure(command, registry.event_for(command.command), f"{type(error).__name__}: {error}")

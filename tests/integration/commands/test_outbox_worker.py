@@ -10,8 +10,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.config import Settings
-from app.domain.commands.handlers import ClaimedCommand, CommandResult, HandlerRegistry
-from app.domain.commands.outbox import Outbox, Success
+from app.domain.commands.handlers import ClaimedCommand, CommandResult, HandlerRegistry, Success
+from app.domain.commands.outbox import Outbox
 from app.lib.db import asyncpg_connect_kwargs
 from app.server.core import create_app
 from app.worker.dispatcher import OutboxWorker
