@@ -161,17 +161,17 @@ def _validation_message(details: list[dict[str, Any]] | None) -> str | None:
     return f"Invalid {where}: {first.get('message')}"
 
 
+# Connection trouble by SQLSTATE, whichever class carries it (asyncpg's own, or SQLAlchemy's
+# translation of it): a connection exception (class 08), the server shutting down, crashed or
+# starting (57P01-57P03), no connection slot left (53300).
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+# ...and the driver's failures, which have no SQLSTATE.
 _CONNECTION_ERRORS = (
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.InterfaceError,
     # A pooled connection whose last statement was cut off by a restarting server ("another
     # operation is in progress"): the pool drops it on release, the retry gets a fresh one.
     asyncpg.exceptions.InternalClientError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
 )
 
 
@@ -186,9 +186,11 @@ def _is_unavailable(exc: BaseException) -> bool:
     """Connection-level trouble with the database: refused, dropped, timed out, pool exhausted.
 
     Looked for along the whole chain: advanced-alchemy wraps SQLAlchemy's pool timeout in its
-    RepositoryError, which says nothing itself.
+    RepositoryError, which says nothing itself. The chain here includes what was being handled
+    when the exception was raised: cleaning up after a dropped connection (closing a session,
+    rolling back) can fail in turn, and that failure is the outage's, not a bug's.
     """
-    for error in _chain(exc):
+    for error in _chain(exc, implicit=True):
         if isinstance(error, sa_exc.TimeoutError | ConnectionError | asyncio.TimeoutError | TimeoutError):
             return True
         if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
@@ -197,16 +199,22 @@ def _is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(error, _CONNECTION_ERRORS):
             return True
+        if str(getattr(error, "sqlstate", "") or "").startswith(_CONNECTION_SQLSTATES):
+            return True
     return False
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what it wraps (SQLAlchemy's ``orig``, ``__cause__``), outermost first."""
+def _chain(exc: BaseException, *, implicit: bool = False) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's ``orig``, ``__cause__``), outermost first;
+    with ``implicit``, also the exception being handled when one was raised (``__context__``)."""
     found: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not seen for seen in found):
         found.append(current)
-        current = getattr(current, "orig", None) or current.__cause__
+        wrapped = getattr(current, "orig", None) or current.__cause__
+        if wrapped is None and implicit and not current.__suppress_context__:
+            wrapped = current.__context__
+        current = wrapped
     return found
 
 

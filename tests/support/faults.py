@@ -194,13 +194,15 @@ class RestartReport:
     lost: int
     outage_seconds: float
     statuses: dict[int, int] = field(default_factory=dict)
+    server_errors: list[str] = field(default_factory=list)  # why any 500 was answered
 
 
 async def postgres_restart(
     work_dir: Path, *, duration: float, rate: float, outage_seconds: float
 ) -> RestartReport:
     """Writes and reads at ``rate``/s for ``duration`` s on a PostgreSQL of its own, which is
-    stopped a third of the way in and started again ``outage_seconds`` later."""
+    stopped a third of the way in and started again ``outage_seconds`` later; the load goes on
+    until a third of ``duration`` has passed since it is back."""
     pgdata = work_dir / "pgdata"
     server = await anyio.to_thread.run_sync(EmbeddedPostgres.ensure_started, pgdata)
     url = server.url()
@@ -242,8 +244,17 @@ async def postgres_restart(
                     await anyio.to_thread.run_sync(EmbeddedPostgres.ensure_started, pgdata)
                     marks["up"] = time.monotonic()
 
+                load_started = time.monotonic()
+
+                def load_done() -> bool:
+                    # ``duration`` seconds, and on a slow machine as long as it takes PostgreSQL to
+                    # come back, plus a third of ``duration`` after: recovery is measured by load.
+                    now = time.monotonic()
+                    back = marks.get("up")
+                    return now - load_started >= duration and back is not None and now - back >= duration / 3
+
                 outage_task = asyncio.create_task(outage())
-                await paced(rate, None, duration, launch)
+                await paced(rate, None, None, launch, until=load_done)
                 await outage_task
                 await eventually(
                     lambda: client.get("/health/ready"), lambda r: r.status_code == 200, timeout=60
@@ -265,6 +276,7 @@ async def postgres_restart(
                 events = await completions(connection, tenant)
             finally:
                 await connection.close()
+            server_errors = api.errors()
     finally:
         await anyio.to_thread.run_sync(EmbeddedPostgres.stop, pgdata)
     first_write_after = min(
@@ -285,6 +297,7 @@ async def postgres_restart(
         lost=len(scripts_ok - stored) + sum(1 for c in commands_ok if events[c] != 1),
         outage_seconds=marks["up"] - marks["down"],
         statuses=statuses,
+        server_errors=server_errors,
     )
 
 

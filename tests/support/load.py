@@ -88,11 +88,13 @@ async def paced(
     launch: Callable[[int], Awaitable[Any]],
     *,
     max_in_flight: int = 64,
+    until: Callable[[], bool] | None = None,
 ) -> int:
     """Start ``launch(i)`` at a steady ``rate`` per second (a slow answer does not delay the next
-    start) for ``total`` requests or ``duration`` seconds, and wait for all of them; returns how
-    many were started. At most ``max_in_flight`` run at once: past that the client waits rather
-    than pile up requests (an HTTP client's pool degrades badly with thousands queued)."""
+    start) for ``total`` requests or ``duration`` seconds (or, given ``until``, as long as it
+    answers False), and wait for all of them; returns how many were started. At most
+    ``max_in_flight`` run at once: past that the client waits rather than pile up requests (an
+    HTTP client's pool degrades badly with thousands queued)."""
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -104,7 +106,13 @@ async def paced(
 
     started = time.monotonic()
     i = 0
-    while (total is None or i < total) and (duration is None or time.monotonic() - started < duration):
+
+    def going() -> bool:
+        if until is not None:
+            return not until()
+        return (total is None or i < total) and (duration is None or time.monotonic() - started < duration)
+
+    while going():
         delay = started + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -81,6 +82,16 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-5000:]
         except OSError:
             return ""
+
+    def errors(self, limit: int = 3) -> list[str]:
+        """The server's first ``limit`` error entries (each with the stack trace that follows it),
+        for a failing assertion to show why the server answered a 500."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        starts = [m.start() for m in re.finditer(r"\[error\s*\]|\bERROR\b", text)][:limit]
+        return [text[start : start + 2500] for start in starts]
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
