@@ -78,7 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     schedule_min_interval_seconds: Seconds = 60.0
     cors_origins: tuple[str, ...] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["console", "json"] = "console"
+    # ``auto``: the console rendering on a terminal, JSON lines otherwise (a service's output).
+    log_format: Literal["auto", "console", "json"] = "auto"
     db_pool_size: Positive = 10
     db_max_overflow: Annotated[int, Meta(ge=0)] = 10
     db_pool_timeout: Annotated[float, Meta(ge=0.1)] = 2.0

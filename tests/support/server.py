@@ -90,7 +90,8 @@ class ServerProcess:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return []
-        starts = [m.start() for m in re.finditer(r"\[error\s*\]|\bERROR\b", text)][:limit]
+        found = re.finditer(r'\[error\s*\]|"level":\s*"error"|\bERROR\b', text)
+        starts = [text.rfind("\n", 0, m.start()) + 1 for m in found][:limit]  # whole lines
         return [text[start : start + 2500] for start in starts]
 
     def signal(self, signum: int) -> None:

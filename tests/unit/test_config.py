@@ -20,7 +20,7 @@ def test_defaults_match_the_documented_ones() -> None:
     assert settings.worker_poll_seconds == 1
     assert settings.worker_fake_delay_ms == (1000, 2000)
     assert settings.idempotency_ttl_hours == 24
-    assert settings.log_format == "console"
+    assert settings.log_format == "auto"
 
 
 def test_plain_postgres_urls_get_the_asyncpg_driver() -> None:
