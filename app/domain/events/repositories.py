@@ -6,9 +6,9 @@ a reader that asked ``WHERE id > last_seen`` could pass 11 before 10 became visi
 see 10. So an event is written without a delivery position, and once it has committed the
 *sequencer* gives it one: ``sequence_events`` stamps every committed, unsequenced event with the
 sequencer's own transaction id (``xid``), under an advisory lock that lets one sequencer run at a
-time. Sequencer transactions therefore commit in the order of their ids, and a reader that can
-see position ``(x, i)`` can already see every smaller one: readers walk ``(xid, id) > cursor``
-and nothing ever appears behind them.
+time (the schema's function of that name: one round trip). Sequencer transactions therefore
+commit in the order of their ids, and a reader that can see position ``(x, i)`` can already see
+every smaller one: readers walk ``(xid, id) > cursor`` and nothing ever appears behind them.
 
 Readers used to wait instead for every transaction older than the event to finish
 (``pg_snapshot_xmin``); one idle session in a transaction, in any database of the server, then
@@ -141,14 +141,11 @@ def event_rows(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 _COLUMNS = "id, xid, tenant_id, event, correlation_id, success, payload::text AS payload, occurred_at"
 _VISIBLE = "xid IS NOT NULL"
-# One sequencer at a time, across every process on the database (the key spells "SWSEQ").
-SEQUENCER_LOCK = 0x5357534551
 SEQUENCE_BATCH = 10_000
-_ANY_UNSEQUENCED = "SELECT EXISTS (SELECT FROM events WHERE xid IS NULL)"
-_SEQUENCE = """
-UPDATE events SET xid = pg_current_xact_id()
-WHERE id IN (SELECT id FROM events WHERE xid IS NULL ORDER BY id LIMIT $1)
-"""
+# The sequencer is a function of the schema (migration 0016_sequencer_function), so sequencing
+# is one round trip: if any event is unsequenced, take the advisory lock every sequencer shares
+# ("SWSEQ"), then stamp up to ``$1`` of them with this transaction's id; returns how many.
+_SEQUENCE = "SELECT sequence_events($1)"
 
 
 async def sequence_events(pool: asyncpg.Pool | asyncpg.Connection) -> int:
@@ -156,16 +153,13 @@ async def sequence_events(pool: asyncpg.Pool | asyncpg.Connection) -> int:
 
     After it returns, every event that had committed before the call is sequenced and visible
     to the caller's next statement: either this call stamped it, or the sequencer this call
-    waited for (the lock) did.
+    waited for (the lock) did. Call it outside a transaction: the lock is held until the
+    transaction of the call commits.
     """
     async with _connection(pool) as connection:
-        if not await connection.fetchval(_ANY_UNSEQUENCED):
-            return 0
         total = 0
         while True:
-            async with connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", SEQUENCER_LOCK)
-                done = int((await connection.execute(_SEQUENCE, SEQUENCE_BATCH)).split()[-1])
+            done = await connection.fetchval(_SEQUENCE, SEQUENCE_BATCH)
             total += done
             if done < SEQUENCE_BATCH:
                 return total
