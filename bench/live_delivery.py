@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,9 +427,10 @@ async def run_scenario(
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
         await asyncio.to_thread(app.stop)
-    rejected = sum(1 for phase in outcome.phases for status in phase.statuses.values() if status != 202)
-    if rejected:
-        outcome.notes.append(f"{rejected} POSTs were not answered 202")
+    answers = Counter(s for phase in outcome.phases for s in phase.statuses.values() if s != 202)
+    if answers:
+        said = ", ".join(f"{'no answer' if s == -1 else s}: {n}" for s, n in sorted(answers.items()))
+        outcome.notes.append(f"{answers.total()} POSTs were not answered 202 ({said})")
     lag = max((phase.send_lag for phase in outcome.phases), default=0.0)
     outcome.notes.append(f"latest send after its scheduled time: {lag * 1000:.1f} ms")
     return outcome
