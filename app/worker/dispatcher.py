@@ -11,8 +11,8 @@ command of each tenant with nothing in this worker's hands (into a few slots bey
 capacity), and records each outcome on its own. So a quiet tenant's command starts at once
 instead of after the busy tenant's round in hand, however slow that round's handlers are.
 Express work also goes first: from the wake-up until its commands are recorded
-(``EXPRESS_PRIORITY_SECONDS`` at most), the main loop starts no claim and the flusher no flush,
-so its statements do not wait for CPU behind the busy tenant's batches.
+(``EXPRESS_PRIORITY_SECONDS`` at most), the main loop starts no claim, the flusher no flush and
+no other handler starts, so its statements and handlers do not wait behind the busy tenant's.
 
 The worker wakes on ``NOTIFY scriptworks_commands`` (sent by a trigger when a command is
 inserted); polling every ``WORKER_POLL_SECONDS`` is only the fallback.
@@ -298,6 +298,8 @@ class OutboxWorker:
         self.claimed += len(claimed)
 
     async def _process(self, command: ClaimedCommand) -> None:
+        if command.id not in self._express:
+            await self._yield_to_express()  # a batch's handlers must not delay the express ones
         outcome = await run_handler(
             self.registry,
             command,
