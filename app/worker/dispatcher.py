@@ -334,17 +334,14 @@ class OutboxWorker:
             )
         except Exception as error:
             _stdlib_logger.warning("worker could not record an outcome (%s); queued", type(error).__name__)
+            self._queue(outcome)
+        else:
+            self._forget(outcome.command)
+            self.completed += isinstance(outcome, Success)
+            self.failed_attempts += isinstance(outcome, Failure)
+        finally:
             self._express.discard(outcome.command.id)
             self._settle_express()
-            self._queue(outcome)
-            return
-        self._express.discard(outcome.command.id)
-        self._settle_express()
-        self._forget(outcome.command)
-        if isinstance(outcome, Success):
-            self.completed += 1
-        else:
-            self.failed_attempts += 1
 
     def _forget(self, command: ClaimedCommand) -> None:
         """A command's outcome is recorded: it is no longer in hand."""

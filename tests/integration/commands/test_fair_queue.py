@@ -190,51 +190,20 @@ async def test_one_statement_inserting_commands_of_two_quiet_tenants_wakes_an_ex
     assert seen["busy_done"] == 0
 
 
-async def test_a_busy_worker_claims_nothing_more_while_a_quiet_tenants_command_is_in_the_express_lane(
+async def test_a_busy_worker_claims_and_starts_nothing_more_while_a_quiet_tenants_command_is_express(
     fresh_database_url: str, db: asyncpg.Pool
 ) -> None:
     # Zero-delay handlers and a deep backlog: the busy tenant's claims follow one another without
-    # a pause. The quiet tenant's handler takes 0.3 s and counts the claims made meanwhile.
-    settings = make_settings(fresh_database_url, WORKER_BATCH_SIZE="50", WORKER_FAKE_DELAY_MS="0")
-    busy, quiet = new_tenant(), new_tenant()
-    await backlog(db, busy, 20_000, oldest_seconds=60)
-    claims_seen: dict[str, int] = {}
-
-    async def watched(command: ClaimedCommand) -> CommandResult:
-        claims_seen["at_start"] = worker.claimed
-        await asyncio.sleep(0.3)
-        claims_seen["at_end"] = worker.claimed
-        return CommandResult(event="Quiet.Watched.v1.Completed", payload={})
-
-    registry = default_registry()
-    registry.register("Quiet.Watched.v1", watched)
-    worker = new_worker(settings, registry)
-    worker.part.express_priority_seconds = 5.0  # longer than the handler: the test sees the whole hold
-    await worker.start()
-    try:
-        await eventually(lambda: status_counts(db, busy), lambda s: s.get("COMPLETED", 0) >= 500)
-        await backlog(db, quiet, 1, oldest_seconds=1, command="Quiet.Watched.v1")
-        await eventually(lambda: status_counts(db, quiet), lambda s: s.get("COMPLETED", 0) == 1)
-        busy_after = await status_counts(db, busy)
-    finally:
-        await worker.stop()
-
-    # The busy tenant still had work, and not one claim was made while the quiet command ran.
-    assert busy_after.get("PENDING", 0) > 0
-    assert claims_seen["at_end"] == claims_seen["at_start"]
-
-
-async def test_no_busy_handler_starts_from_a_quiet_tenants_wake_up_until_its_command_is_done(
-    fresh_database_url: str, db: asyncpg.Pool
-) -> None:
-    # The busy tenant's zero-delay handlers count their starts. Commands of a claim that was
-    # already under way when the quiet tenant's wake-up came must wait for the express work too:
-    # started at once, they would run before the express claim's answer could be handled.
+    # a pause, and its handlers count their starts. The quiet tenant's handler takes 0.3 s.
+    # Neither a claim nor a busy handler may start from the quiet tenant's wake-up until its
+    # command is done: not even the commands of a claim that was already under way, which,
+    # started at once, would run before the express claim's answer could be handled.
     settings = make_settings(fresh_database_url, WORKER_BATCH_SIZE="50", WORKER_FAKE_DELAY_MS="0")
     busy, quiet = new_tenant(), new_tenant()
     await backlog(db, busy, 20_000, oldest_seconds=60, command="Busy.Counted.v1")
     busy_starts = 0
-    seen: dict[str, int] = {}
+    claims: dict[str, int] = {}
+    starts: dict[str, int] = {}
 
     async def counted(command: ClaimedCommand) -> CommandResult:
         nonlocal busy_starts
@@ -242,9 +211,9 @@ async def test_no_busy_handler_starts_from_a_quiet_tenants_wake_up_until_its_com
         return CommandResult(event="Busy.Counted.v1.Completed", payload={})
 
     async def watched(command: ClaimedCommand) -> CommandResult:
-        seen["at_start"] = busy_starts
+        claims["at_start"], starts["at_start"] = worker.claimed, busy_starts
         await asyncio.sleep(0.3)
-        seen["at_end"] = busy_starts
+        claims["at_end"], starts["at_end"] = worker.claimed, busy_starts
         return CommandResult(event="Quiet.Watched.v1.Completed", payload={})
 
     registry = default_registry()
@@ -256,7 +225,7 @@ async def test_no_busy_handler_starts_from_a_quiet_tenants_wake_up_until_its_com
 
     def watch_wake_ups(tenant: str) -> None:
         if tenant == quiet:
-            seen["at_wake_up"] = busy_starts
+            starts["at_wake_up"] = busy_starts
         on_notify(tenant)
 
     worker.part._on_notify = watch_wake_ups  # type: ignore[method-assign]
@@ -269,8 +238,11 @@ async def test_no_busy_handler_starts_from_a_quiet_tenants_wake_up_until_its_com
     finally:
         await worker.stop()
 
+    # The busy tenant still had work, and not one claim was made while the quiet command ran.
     assert busy_after.get("PENDING", 0) > 0
-    assert seen["at_wake_up"] == seen["at_start"] == seen["at_end"], seen
+    assert claims["at_end"] == claims["at_start"]
+    # ...and no busy handler started from its wake-up on.
+    assert starts["at_wake_up"] == starts["at_start"] == starts["at_end"], starts
 
 
 async def test_a_tenants_commands_complete_in_the_order_they_became_due(
